@@ -1,0 +1,62 @@
+"""Validation of user-given names and relative paths.
+
+Names end up in URLs, file names and CLI arguments, so they are kept to a safe alphabet;
+paths inside artifact folders are checked so nothing can escape the folder they belong to.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import unquote
+
+from heron._errors import InvalidInput
+
+MAX_NAME_LENGTH = 200
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")
+
+
+def check_name(value: str, field: str = "name") -> str:
+    """Return ``value`` if it is a valid object name, else raise InvalidInput naming ``field``."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"{field} is longer than {MAX_NAME_LENGTH} characters", field=field)
+    if any(unicodedata.category(ch).startswith("C") for ch in value):
+        raise InvalidInput(f"{field} contains control characters", field=field)
+    if ".." in value or not _NAME.match(value) or value != value.strip():
+        raise InvalidInput(
+            f"{field} {value!r} may hold only letters, digits, '_', '-', '.', spaces "
+            "(not at the ends) and must not contain '..'",
+            field=field,
+        )
+    return value
+
+
+def check_key(value: str, field: str = "key") -> str:
+    """Param, metric and tag keys: like names, but '/' is allowed to group them."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    for part in value.split("/"):
+        check_name(part, field)
+    return value
+
+
+def check_relative_path(value: str, field: str = "path") -> str:
+    """A path inside a folder: relative, no '..', no backslashes, no NUL, even once decoded."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    decoded = value
+    for _ in range(3):  # double- and triple-encoded forms decode to the same traversal
+        decoded = unquote(decoded)
+    for candidate in (value, decoded):
+        if "\x00" in candidate or "\\" in candidate:
+            raise InvalidInput(f"{field} {value!r} contains a NUL or a backslash", field=field)
+        if candidate.startswith("/") or re.match(r"^[A-Za-z]:", candidate):
+            raise InvalidInput(f"{field} {value!r} must be relative", field=field)
+        parts = candidate.split("/")
+        if any(p in ("..", "") for p in parts) or any(ord(c) < 32 for c in candidate):
+            raise InvalidInput(f"{field} {value!r} must not contain '..' or empty parts", field=field)
+    if len(value) > 1000:
+        raise InvalidInput(f"{field} is longer than 1000 characters", field=field)
+    return value

@@ -1,0 +1,57 @@
+"""Settings, read once from ``HERON_*`` environment variables into one object passed down.
+
+| variable            | meaning                                                    | default                 |
+|---------------------|------------------------------------------------------------|-------------------------|
+| HERON_HOME          | folder of the embedded store                               | ./.heron                |
+| HERON_DB_URL        | SQLAlchemy URL of the metadata store                       | sqlite:///HOME/heron.db |
+| HERON_ARTIFACTS     | artifact store: a folder or any fsspec URL (s3://...)      | HOME/artifacts          |
+| HERON_URL           | a Heron server; when set the client talks HTTP to it       | (embedded)              |
+| HERON_TOKEN         | API token the client sends to a server                     | (none)                  |
+| HERON_ADMIN_TOKEN   | token of an admin the server makes sure exists at start    | (none)                  |
+| HERON_ALLOW_PICKLE  | 0 refuses pickle-based model flavors altogether            | 1                       |
+| HERON_ENCRYPTION_KEY| key that encrypts artifacts at rest (Fernet, base64)       | (none)                  |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path(".heron"))
+    db_url: str | None = None
+    artifacts: str | None = None
+    url: str | None = None
+    token: str | None = None
+    admin_token: str | None = None
+    allow_pickle: bool = True
+    encryption_key: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            home=Path(env.get("HERON_HOME", ".heron")),
+            db_url=env.get("HERON_DB_URL") or None,
+            artifacts=env.get("HERON_ARTIFACTS") or None,
+            url=env.get("HERON_URL") or None,
+            token=env.get("HERON_TOKEN") or None,
+            admin_token=env.get("HERON_ADMIN_TOKEN") or None,
+            allow_pickle=env.get("HERON_ALLOW_PICKLE", "1") not in ("0", "false", "no"),
+            encryption_key=env.get("HERON_ENCRYPTION_KEY") or None,
+        )
+
+    @property
+    def resolved_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.home / 'heron.db').resolve()}"
+
+    @property
+    def resolved_artifacts(self) -> str:
+        return self.artifacts or str((self.home / "artifacts").resolve())
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
