@@ -1,0 +1,1 @@
+"""Metadata store (SQLAlchemy) internals; nothing here is public API."""

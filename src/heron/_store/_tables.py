@@ -1,0 +1,234 @@
+"""The metadata store's tables: private to the store, never seen outside services.
+
+Times are stored as integer milliseconds since the epoch (UTC) so SQLite and PostgreSQL
+sort and compare them the same way; ``Millis`` turns them into aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class Millis(TypeDecorator[datetime]):
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float):
+            return int(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp() * 1000)
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Millis, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("object_type", String(50), nullable=False),
+    Column("object_id", String(500), nullable=False),
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("source", String(200)),
+    Index(None, "object_type", "object_id"),
+    Index(None, "actor"),
+    Index(None, "time"),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False, default=dict),
+    Column("created_at", Millis, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("start_time", Millis, nullable=False),
+    Column("end_time", Millis),
+    Column("user", String(200), nullable=False, default=""),
+    Column("host", String(200), nullable=False, default=""),
+    Column("entry_point", String(1000), nullable=False, default=""),
+    Column("git_commit", String(64)),
+    Column("git_dirty", Boolean),
+    Index(None, "experiment_id", "start_time"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key", "value"),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Millis, nullable=False),
+    Index(None, "run_id", "key", "step"),
+)
+
+# The newest value of each metric of each run (highest step, then latest time): what run
+# search filters and sorts on, so a search never scans the series.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Millis, nullable=False),
+    Index(None, "key", "value"),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("is_folder", Boolean, nullable=False, default=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", Millis, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("data_digest", String(64)),
+    Column("format", String(20), nullable=False),
+    Column("columns", JSON, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("profile", JSON, nullable=False),
+    Column("source", Text, nullable=False, default=""),
+    Column("created_at", Millis, nullable=False),
+    Column("created_by", String(200), nullable=False, default=""),
+    UniqueConstraint("dataset_id", "version"),
+    UniqueConstraint("dataset_id", "digest"),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True
+    ),
+)
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False, default=dict),
+    Column("created_at", Millis, nullable=False),
+    Column("updated_at", Millis, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("flavor", String(50), nullable=False),
+    Column("signature", JSON),
+    Column("status", String(20), nullable=False),
+    Column("run_id", String(32), ForeignKey("runs.id")),
+    Column("git_commit", String(64)),
+    Column("pipeline_run_id", String(64)),
+    Column("datasets", JSON, nullable=False, default=list),
+    Column("tags", JSON, nullable=False, default=dict),
+    Column("card", JSON, nullable=False, default=dict),
+    Column("created_at", Millis, nullable=False),
+    Column("created_by", String(200), nullable=False, default=""),
+    UniqueConstraint("model_id", "version"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column(
+        "model_id", Integer, ForeignKey("registered_models.id"), primary_key=True
+    ),
+    Column("alias", String(200), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
