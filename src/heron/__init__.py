@@ -1,0 +1,111 @@
+"""Heron: one local-first MLOps platform.
+
+Track experiments, version datasets and models, and load them back::
+
+    import heron
+    with heron.start_run(experiment="quickstart") as run:
+        run.log_metric("accuracy", 0.97)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from heron._client import Client
+from heron._entities import (
+    AliasChange,
+    ArtifactEntry,
+    AuditEvent,
+    ColumnSchema,
+    Dataset,
+    DatasetRef,
+    DatasetVersion,
+    Experiment,
+    Lineage,
+    MetricPoint,
+    ModelCardFields,
+    ModelVersion,
+    ModelVersionStatus,
+    Page,
+    RegisteredModel,
+    Run,
+    RunStatus,
+)
+from heron._errors import (
+    AlreadyExists,
+    Conflict,
+    HeronError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from heron._fluent import (
+    active_run,
+    get_client,
+    load_model,
+    log_artifact,
+    log_dataset,
+    log_metric,
+    log_metrics,
+    log_model,
+    log_param,
+    log_params,
+    search_runs,
+    set_alias,
+    set_client,
+    set_tag,
+    start_run,
+)
+from heron._run import ActiveRun
+from heron._settings import Settings
+
+__all__ = [
+    "ActiveRun",
+    "AliasChange",
+    "AlreadyExists",
+    "ArtifactEntry",
+    "AuditEvent",
+    "Client",
+    "ColumnSchema",
+    "Conflict",
+    "Dataset",
+    "DatasetRef",
+    "DatasetVersion",
+    "Experiment",
+    "HeronError",
+    "IntegrityError",
+    "InvalidInput",
+    "Lineage",
+    "MetricPoint",
+    "ModelCardFields",
+    "ModelVersion",
+    "ModelVersionStatus",
+    "NotFound",
+    "Page",
+    "PermissionDenied",
+    "RegisteredModel",
+    "Run",
+    "RunStatus",
+    "Settings",
+    "Unauthenticated",
+    "Unavailable",
+    "__version__",
+    "active_run",
+    "get_client",
+    "load_model",
+    "log_artifact",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "search_runs",
+    "set_alias",
+    "set_client",
+    "set_tag",
+    "start_run",
+]

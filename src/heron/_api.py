@@ -1,0 +1,117 @@
+"""The operation table: each service method exposed over HTTP, in one place.
+
+The REST server builds a route from every entry and the HTTP client builds its request
+from the same entry, so a service method, its route and its client call cannot drift apart.
+Path, query and body parameters, and the response type, come from the method's signature.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+API_PREFIX = "/api/v1"
+
+# Which service class serves each ``Services`` attribute.
+SERVICE_CLASSES = {
+    "tracking": "heron._tracking:TrackingService",
+    "datasets": "heron._datasets:DatasetService",
+    "registry": "heron._registry:RegistryService",
+    "audit": "heron._audit:AuditService",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    method: str
+    path: str
+    service: str
+    permission: str  # "read", "edit" or "admin" on the object the path names
+    status_code: int = 200
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)(?::path)?}", self.path)
+
+    @property
+    def has_body(self) -> bool:
+        return self.method in ("POST", "PUT", "PATCH")
+
+    @functools.cached_property
+    def function(self) -> Callable[..., Any]:
+        module, _, cls = SERVICE_CLASSES[self.service].partition(":")
+        return getattr(getattr(importlib.import_module(module), cls), self.name)
+
+    @functools.cached_property
+    def parameters(self) -> list[inspect.Parameter]:
+        sig = inspect.signature(self.function)
+        hints = self.hints
+        return [
+            p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "self"
+        ]
+
+    @functools.cached_property
+    def hints(self) -> dict[str, Any]:
+        return typing.get_type_hints(self.function)
+
+    @property
+    def returns(self) -> Any:
+        return self.hints.get("return")
+
+
+def _op(name: str, method: str, path: str, service: str, permission: str, status: int = 200) -> Operation:
+    return Operation(name, method, path, service, permission, status)
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in [
+        # tracking
+        _op("create_experiment", "POST", "/experiments", "tracking", "edit", 201),
+        _op("list_experiments", "GET", "/experiments", "tracking", "read"),
+        _op("get_experiment", "GET", "/experiments/{name}", "tracking", "read"),
+        _op("create_run", "POST", "/runs", "tracking", "edit", 201),
+        _op("search_runs", "POST", "/runs/search", "tracking", "read"),
+        _op("get_run", "GET", "/runs/{run_id}", "tracking", "read"),
+        _op("end_run", "POST", "/runs/{run_id}/end", "tracking", "edit"),
+        _op("log_params", "POST", "/runs/{run_id}/params", "tracking", "edit"),
+        _op("log_metrics", "POST", "/runs/{run_id}/metrics", "tracking", "edit"),
+        _op("get_metric_history", "GET", "/runs/{run_id}/metrics/{key:path}", "tracking", "read"),
+        _op("set_tags", "POST", "/runs/{run_id}/tags", "tracking", "edit"),
+        _op("record_artifact", "POST", "/runs/{run_id}/artifacts", "tracking", "edit", 201),
+        _op("list_artifacts", "GET", "/runs/{run_id}/artifacts", "tracking", "read"),
+        _op("log_inputs", "POST", "/runs/{run_id}/inputs", "tracking", "edit"),
+        # datasets
+        _op("create_dataset_version", "POST", "/datasets/{name}/versions", "datasets", "edit", 201),
+        _op("list_datasets", "GET", "/datasets", "datasets", "read"),
+        _op("get_dataset", "GET", "/datasets/{name}", "datasets", "read"),
+        _op("list_dataset_versions", "GET", "/datasets/{name}/versions", "datasets", "read"),
+        _op("get_dataset_version", "GET", "/datasets/{name}/versions/{version}", "datasets", "read"),
+        # registry
+        _op("create_registered_model", "POST", "/models", "registry", "edit", 201),
+        _op("list_registered_models", "GET", "/models", "registry", "read"),
+        _op("get_registered_model", "GET", "/models/{name}", "registry", "read"),
+        _op("update_registered_model", "PATCH", "/models/{name}", "registry", "edit"),
+        _op("create_model_version", "POST", "/models/{name}/versions", "registry", "edit", 201),
+        _op("list_model_versions", "GET", "/models/{name}/versions", "registry", "read"),
+        _op("get_model_version", "GET", "/models/{name}/versions/{version}", "registry", "read"),
+        _op("update_model_version", "PATCH", "/models/{name}/versions/{version}", "registry", "edit"),
+        _op("archive_model_version", "POST", "/models/{name}/versions/{version}/archive", "registry", "edit"),
+        _op("delete_model_version", "DELETE", "/models/{name}/versions/{version}", "registry", "edit", 204),
+        _op("get_lineage", "GET", "/models/{name}/versions/{version}/lineage", "registry", "read"),
+        _op("get_model_card", "GET", "/models/{name}/versions/{version}/card", "registry", "read"),
+        _op("get_model_version_by_alias", "GET", "/models/{name}/aliases/{alias}", "registry", "read"),
+        _op("set_alias", "PUT", "/models/{name}/aliases/{alias}", "registry", "edit"),
+        _op("delete_alias", "DELETE", "/models/{name}/aliases/{alias}", "registry", "edit", 204),
+        _op("list_alias_changes", "GET", "/models/{name}/alias-history", "registry", "read"),
+        # audit
+        _op("list_audit_events", "GET", "/audit-events", "audit", "admin"),
+    ]
+}

@@ -1,0 +1,429 @@
+"""``heron.Client``: one client, two transports (embedded stores or a Heron server).
+
+Every method is written once over ``Transport``; the embedded and HTTP transports return
+the same entities and raise the same errors.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from heron._entities import (
+    AliasChange,
+    ArtifactEntry,
+    AuditEvent,
+    Dataset,
+    DatasetRef,
+    DatasetVersion,
+    Experiment,
+    Lineage,
+    MetricPoint,
+    ModelCardFields,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    Run,
+    RunStatus,
+)
+from heron._errors import InvalidInput, NotFound
+from heron._names import check_relative_path
+from heron._settings import Settings
+from heron._transport import EmbeddedTransport, HttpTransport, Transport
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from heron._models import LoadedModel
+    from heron._run import ActiveRun
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))$")
+
+
+class Client:
+    """Heron's Python client. ``Client()`` uses the embedded store (``./.heron``) unless
+    ``url=`` or ``HERON_URL`` names a server."""
+
+    def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.url = url or self.settings.url
+        self._transport: Transport | None = None
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            if self.url:
+                self._transport = HttpTransport(self.url, token=self.settings.token)
+            else:
+                from heron._services import Services
+
+                self._transport = EmbeddedTransport(Services(self.settings))
+        return self._transport
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        return self.transport.call(op, **kwargs)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- experiments and runs ----------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, description: str = "", tags: dict[str, str] | None = None
+    ) -> Experiment:
+        return self._call("create_experiment", name=name, description=description, tags=tags)
+
+    def get_experiment(self, name: str) -> Experiment:
+        return self._call("get_experiment", name=name)
+
+    def list_experiments(
+        self, max_results: int = 100, page_token: str | None = None
+    ) -> Page[Experiment]:
+        return self._call("list_experiments", max_results=max_results, page_token=page_token)
+
+    def start_run(
+        self,
+        experiment: str = "default",
+        name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ActiveRun:
+        """Start a run; use it as a context manager so it ends (failed if the block raises)."""
+        from heron._run import ActiveRun, caller_context
+
+        run = self._call(
+            "create_run", experiment=experiment, name=name, context=caller_context(), tags=tags
+        )
+        return ActiveRun(self, run)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._call("get_run", run_id=run_id)
+
+    def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED) -> Run:
+        return self._call("end_run", run_id=run_id, status=status)
+
+    def search_runs(
+        self,
+        filter: str = "",
+        experiments: list[str] | None = None,
+        order_by: list[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Run]:
+        return self._call(
+            "search_runs",
+            experiments=experiments,
+            filter=filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        self._call("log_params", run_id=run_id, params={k: str(v) for k, v in params.items()})
+
+    def log_metrics(self, run_id: str, metrics: list[MetricPoint]) -> None:
+        self._call("log_metrics", run_id=run_id, metrics=metrics)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        return self._call("get_metric_history", run_id=run_id, key=key)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        self._call("set_tags", run_id=run_id, tags={k: str(v) for k, v in tags.items()})
+
+    # --- artifacts ---------------------------------------------------------------------
+
+    def log_artifact(self, run_id: str, local_path: str | Path, path: str | None = None) -> ArtifactEntry:
+        """Store a file or folder and attach it to the run as ``path`` (default: its name)."""
+        local = Path(local_path)
+        target = check_relative_path(path or local.name)
+        if local.is_dir():
+            digest, size = self._put_folder(local), 0
+        elif local.is_file():
+            digest, size = self.transport.put_blob(local), local.stat().st_size
+        else:
+            raise NotFound(f"no file or folder at {local}", field="local_path")
+        return self._call(
+            "record_artifact", run_id=run_id, path=target, digest=digest, size=size,
+            is_folder=local.is_dir(),
+        )
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactEntry]:
+        return self._call("list_artifacts", run_id=run_id)
+
+    def download_artifact(self, run_id: str, path: str, dest: str | Path) -> Path:
+        """Fetch a run's artifact into ``dest`` (a folder), verifying every digest."""
+        entry = next((a for a in self.list_artifacts(run_id) if a.path == path), None)
+        if entry is None:
+            raise NotFound(f"run {run_id} has no artifact {path!r}", field="path")
+        target = Path(dest) / Path(entry.path).name
+        if entry.is_folder:
+            return self._get_folder(entry.digest, target)
+        return self.transport.fetch_blob(entry.digest, target)
+
+    def _put_folder(self, folder: Path) -> str:
+        """Upload a folder's files (skipping content the store has) and its manifest."""
+        from heron._artifacts import ArtifactStore
+
+        if isinstance(self.transport, EmbeddedTransport):
+            return self.transport.services.artifacts.put_folder(folder).digest
+        with tempfile.TemporaryDirectory(prefix="heron-manifest-") as scratch:
+            # A throwaway local store computes the manifest exactly as the server's would.
+            local = ArtifactStore(scratch)
+            manifest_digest = local.put_folder(folder).digest
+            for entry in local.read_manifest(manifest_digest).files:
+                if not self.transport.has_blob(entry.digest):
+                    self.transport.put_blob(folder / entry.path)
+            manifest_path = Path(scratch) / "manifest.json"
+            local.copy_to(manifest_digest, manifest_path)
+            return self.transport.put_blob(manifest_path)
+
+    def _get_folder(self, digest: str, dest: Path) -> Path:
+        if isinstance(self.transport, EmbeddedTransport):
+            return self.transport.services.artifacts.get_folder(digest, dest, verify=True)
+        from heron._artifacts import ArtifactStore
+
+        with tempfile.TemporaryDirectory(prefix="heron-fetch-") as scratch:
+            local = ArtifactStore(scratch)
+            manifest_file = self.transport.fetch_blob(digest, Path(scratch) / "manifest")
+            local.put_file(manifest_file)
+            for entry in local.read_manifest(digest).files:
+                blob = self.transport.fetch_blob(entry.digest, Path(scratch) / "in" / entry.digest)
+                local.put_file(blob)
+            return local.get_folder(digest, dest, verify=True)
+
+    # --- datasets ----------------------------------------------------------------------
+
+    def log_dataset(
+        self, data: pd.DataFrame | str | Path, name: str, run_id: str | None = None
+    ) -> DatasetVersion:
+        """Register a dataset version (same content → same version); record it on the run."""
+        from heron._dataset_io import describe_dataset
+
+        with tempfile.TemporaryDirectory(prefix="heron-dataset-") as scratch:
+            described = describe_dataset(data, Path(scratch))
+            data_digest = self.transport.put_blob(described.data_file)
+            version = self._call(
+                "create_dataset_version",
+                name=name,
+                digest=described.digest,
+                columns=described.columns,
+                row_count=described.row_count,
+                profile=described.profile,
+                data_digest=data_digest,
+                format=described.format,
+                source=described.source,
+            )
+        if run_id is not None:
+            ref = DatasetRef(name=name, version=version.version, digest=version.digest)
+            self._call("log_inputs", run_id=run_id, datasets=[ref])
+        return version
+
+    def get_dataset(self, name: str) -> Dataset:
+        return self._call("get_dataset", name=name)
+
+    def list_datasets(self, max_results: int = 100, page_token: str | None = None) -> Page[Dataset]:
+        return self._call("list_datasets", max_results=max_results, page_token=page_token)
+
+    def get_dataset_version(self, name: str, version: int | None = None) -> DatasetVersion:
+        if version is None:
+            latest = self.get_dataset(name).latest_version
+            if latest is None:
+                raise NotFound(f"dataset {name!r} has no versions", field="name")
+            version = latest
+        return self._call("get_dataset_version", name=name, version=version)
+
+    def list_dataset_versions(self, name: str) -> list[DatasetVersion]:
+        return self._call("list_dataset_versions", name=name)
+
+    def load_dataset(self, name: str, version: int | None = None) -> pd.DataFrame:
+        """The data of a dataset version as a DataFrame (digest-checked)."""
+        import pandas as pd
+
+        dv = self.get_dataset_version(name, version)
+        if dv.data_digest is None:
+            raise NotFound(f"dataset {name!r} version {dv.version} has no stored data")
+        with tempfile.TemporaryDirectory(prefix="heron-dataset-") as scratch:
+            path = self.transport.fetch_blob(dv.data_digest, Path(scratch) / "data")
+            return pd.read_parquet(path) if dv.format == "parquet" else pd.read_csv(path)
+
+    # --- registry ----------------------------------------------------------------------
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        run_id: str | None = None,
+        input_example: Any = None,
+        signature: Any = None,
+        flavor: str | None = None,
+        card: ModelCardFields | None = None,
+        pipeline_run_id: str | None = None,
+        **save_options: Any,
+    ) -> ModelVersion:
+        """Save ``model`` in Heron's model format and register it as a new version."""
+        from heron._models import save_model
+
+        with tempfile.TemporaryDirectory(prefix="heron-model-") as scratch:
+            folder = Path(scratch) / "model"
+            manifest = save_model(
+                model, folder, flavor=flavor, input_example=input_example, signature=signature,
+                **save_options,
+            )
+            return self.register_model(
+                folder, name, run_id=run_id, card=card, pipeline_run_id=pipeline_run_id,
+                _manifest=manifest,
+            )
+
+    def register_model(
+        self,
+        path: str | Path,
+        name: str,
+        *,
+        run_id: str | None = None,
+        card: ModelCardFields | None = None,
+        pipeline_run_id: str | None = None,
+        _manifest: Any = None,
+    ) -> ModelVersion:
+        """Register a model folder already in Heron's format (``heron-model.yaml``)."""
+        from heron._models import read_manifest
+
+        folder = Path(path)
+        manifest = _manifest or read_manifest(folder)
+        source = self._put_folder(folder)
+        signature = manifest.signature.model_dump(mode="json") if manifest.signature else None
+        return self._call(
+            "create_model_version",
+            name=name,
+            source=source,
+            flavor=manifest.flavor,
+            signature=signature,
+            run_id=run_id,
+            card=card,
+            pipeline_run_id=pipeline_run_id,
+        )
+
+    def create_registered_model(
+        self, name: str, description: str = "", tags: dict[str, str] | None = None
+    ) -> RegisteredModel:
+        return self._call("create_registered_model", name=name, description=description, tags=tags)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return self._call("get_registered_model", name=name)
+
+    def list_registered_models(
+        self, max_results: int = 100, page_token: str | None = None
+    ) -> Page[RegisteredModel]:
+        return self._call("list_registered_models", max_results=max_results, page_token=page_token)
+
+    def update_registered_model(
+        self, name: str, description: str | None = None, tags: dict[str, str] | None = None
+    ) -> RegisteredModel:
+        return self._call("update_registered_model", name=name, description=description, tags=tags)
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        return self._call("get_model_version", name=name, version=version)
+
+    def list_model_versions(
+        self, name: str, max_results: int = 100, page_token: str | None = None
+    ) -> Page[ModelVersion]:
+        return self._call(
+            "list_model_versions", name=name, max_results=max_results, page_token=page_token
+        )
+
+    def update_model_version(
+        self,
+        name: str,
+        version: int,
+        tags: dict[str, str] | None = None,
+        card: ModelCardFields | None = None,
+    ) -> ModelVersion:
+        return self._call("update_model_version", name=name, version=version, tags=tags, card=card)
+
+    def archive_model_version(self, name: str, version: int) -> ModelVersion:
+        return self._call("archive_model_version", name=name, version=version)
+
+    def delete_model_version(self, name: str, version: int) -> None:
+        self._call("delete_model_version", name=name, version=version)
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        return self._call("set_alias", name=name, alias=alias, version=int(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._call("delete_alias", name=name, alias=alias)
+
+    def list_alias_changes(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        return self._call("list_alias_changes", name=name, alias=alias)
+
+    def get_lineage(self, name: str, version: int) -> Lineage:
+        return self._call("get_lineage", name=name, version=version)
+
+    def get_model_card(self, name: str, version: int) -> str:
+        return self._call("get_model_card", name=name, version=version)
+
+    def resolve_model(self, uri: str) -> ModelVersion:
+        """``models:/name/3`` or ``models:/name@champion`` → the model version."""
+        match = _MODEL_URI.match(uri)
+        if match is None:
+            raise InvalidInput(
+                f"{uri!r} is not a model URI (models:/NAME/VERSION or models:/NAME@ALIAS)",
+                field="uri",
+            )
+        if match["alias"]:
+            return self._call("get_model_version_by_alias", name=match["name"], alias=match["alias"])
+        return self.get_model_version(match["name"], int(match["version"]))
+
+    def load_model(self, uri: str) -> LoadedModel:
+        """Load a registered model; its files are verified against their digests first."""
+        from heron._models import load_model
+
+        mv = self.resolve_model(uri)
+        return load_model(self.model_folder(mv), verify=True, allow_pickle=self.settings.allow_pickle)
+
+    def model_folder(self, mv: ModelVersion) -> Path:
+        """A local copy of a version's folder, fetched once into the cache and reused."""
+        cache = (self.settings.home / "cache" / "models" / mv.source).resolve()
+        if not cache.exists():
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache.parent))
+            try:
+                fetched = self._get_folder(mv.source, staging / "model")
+                try:
+                    fetched.rename(cache)
+                except OSError:  # another process cached it first: use theirs
+                    pass
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return cache
+
+    # --- audit -------------------------------------------------------------------------
+
+    def list_audit_events(
+        self,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[AuditEvent]:
+        return self._call(
+            "list_audit_events",
+            object_type=object_type,
+            object_id=object_id,
+            actor=actor,
+            action=action,
+            max_results=max_results,
+            page_token=page_token,
+        )

@@ -1,0 +1,550 @@
+"""Mergeable column profiles: what monitoring keeps of a window instead of its rows.
+
+    DatasetProfile                 one window (or one dataset version)
+    ├── rows                       row count
+    ├── dtypes                     {column: "integer" | "float" | "boolean" | "string" |
+    │                               "category" | "datetime" | "timedelta" | "object" | "mixed"}
+    └── columns                    {column: NumericProfile | CategoricalProfile}
+        ├── NumericProfile         count (finite values), nulls, non_finite (±inf), invalid
+        │                          (values that are not numbers), min, max, mean, m2 (sum of
+        │                          squared deviations), a histogram on fixed bin edges plus
+        │                          underflow/overflow counts
+        └── CategoricalProfile     count (non-null), nulls, counts per category (at most
+                                   ``max_categories``), ``other`` for the rest, and up to ten
+                                   ``other_examples`` (the alphabetically first such values)
+
+JSON (``profile.model_dump_json()``), one column of each kind::
+
+    {"format": 1, "rows": 5, "dtypes": {"age": "integer", "city": "string"},
+     "columns": {
+       "age": {"kind": "numeric", "count": 5, "nulls": 0, "non_finite": 0, "invalid": 0,
+               "min": 21.0, "max": 64.0, "mean": 40.2, "m2": 1082.8,
+               "edges": [21.0, 30.0, 64.0], "counts": [1, 4], "underflow": 0, "overflow": 0},
+       "city": {"kind": "categorical", "count": 5, "nulls": 0, "categories": ["Oslo", "Rome"],
+                "counts": [3, 2], "other": 0, "other_examples": []}}}
+
+A profile built without a reference *is* a reference: numeric bin edges are the data's
+quantiles (``bins`` quantile bins, deduplicated, so the first edge is the minimum and the last
+the maximum; a maximum that occurs more than once gets a bin ``[max, max]`` of its own, so a
+0/1 column keeps its two values apart), and the categories are the ``max_categories`` most
+frequent values. A profile built against a reference reuses the reference's edges and
+categories and kind per column, so two windows built against one reference merge exactly:
+counts, histograms, min and max are sums and extremes, and mean/m2 merge with Chan's parallel
+formula (commutative bit for bit, associative to rounding). Columns of the data that the
+reference does not know are recorded in ``dtypes`` only (the schema check reports them).
+
+Bins are half-open ``[e_i, e_{i+1})`` except the last, which is closed. Defined outcomes for
+bad input, never a crash:
+
+- empty frame or all-null column: count 0, ``min``/``max`` None, no edges when it is a
+  reference (every later value then counts as overflow: nothing is in range);
+- a single distinct value: edges ``[v, v]``, one bin;
+- NaN and None are nulls; ±inf are counted in ``non_finite`` and kept out of the moments;
+- a numeric column arriving as strings: parsed where possible, the rest counted in ``invalid``;
+- a categorical column arriving as numbers: compared by their text (1.0 as "1");
+- unseen categories: counted in ``other``; merging profiles built on different edges or
+  categories raises ``InvalidInput`` (build both against the same reference).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from heron._errors import InvalidInput
+
+PROFILE_FORMAT = 1
+DEFAULT_BINS = 20
+DEFAULT_MAX_CATEGORIES = 100
+OTHER_EXAMPLES = 10
+
+_NUMERIC_DTYPES = frozenset({"integer", "float", "datetime", "timedelta"})
+_MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
+
+
+class NumericProfile(BaseModel):
+    """Summary of a numeric column: moments, extremes and a histogram on fixed edges."""
+
+    model_config = _MODEL_CONFIG
+
+    kind: Literal["numeric"] = "numeric"
+    count: int = Field(ge=0, description="finite values")
+    nulls: int = Field(0, ge=0)
+    non_finite: int = Field(0, ge=0, description="+inf and -inf")
+    invalid: int = Field(0, ge=0, description="values that are not numbers")
+    min: float | None = None
+    max: float | None = None
+    mean: float = 0.0
+    m2: float = Field(0.0, description="sum of squared deviations from the mean")
+    edges: list[float] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
+    underflow: int = Field(0, ge=0)
+    overflow: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> NumericProfile:
+        if len(self.counts) != max(len(self.edges) - 1, 0):
+            raise ValueError("counts must have one entry per bin (len(edges) - 1)")
+        if any(b < a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must be sorted")
+        return self
+
+    @property
+    def rows(self) -> int:
+        return self.count + self.nulls + self.non_finite + self.invalid
+
+    @property
+    def variance(self) -> float | None:
+        """Sample variance (ddof=1); None below two values."""
+        return self.m2 / (self.count - 1) if self.count > 1 else None
+
+    @property
+    def std(self) -> float | None:
+        var = self.variance
+        return None if var is None else float(np.sqrt(max(var, 0.0)))
+
+    def histogram(self) -> np.ndarray:
+        """Counts as ``[underflow, bin_0, ..., bin_k, overflow]``."""
+        return np.array([self.underflow, *self.counts, self.overflow], dtype=np.float64)
+
+    def empty_like(self, nulls: int = 0) -> NumericProfile:
+        """A profile on the same edges holding ``nulls`` missing values and nothing else."""
+        return NumericProfile(count=0, nulls=nulls, edges=self.edges, counts=[0] * len(self.counts))
+
+    def merge(self, other: NumericProfile) -> NumericProfile:
+        if not isinstance(other, NumericProfile):
+            raise InvalidInput("cannot merge a numeric profile with a categorical one")
+        if self.edges != other.edges:
+            raise InvalidInput(
+                "profiles have different bin edges; build both against the same reference"
+            )
+        mean, m2 = _merge_moments(self.count, self.mean, self.m2, other.count, other.mean, other.m2)
+        return NumericProfile(
+            count=self.count + other.count,
+            nulls=self.nulls + other.nulls,
+            non_finite=self.non_finite + other.non_finite,
+            invalid=self.invalid + other.invalid,
+            min=_extreme(min, self.min, other.min),
+            max=_extreme(max, self.max, other.max),
+            mean=mean,
+            m2=m2,
+            edges=self.edges,
+            counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
+            underflow=self.underflow + other.underflow,
+            overflow=self.overflow + other.overflow,
+        )
+
+
+class CategoricalProfile(BaseModel):
+    """Summary of a categorical column: counts per category on a fixed category list."""
+
+    model_config = _MODEL_CONFIG
+
+    kind: Literal["categorical"] = "categorical"
+    count: int = Field(ge=0, description="non-null values")
+    nulls: int = Field(0, ge=0)
+    categories: list[str] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
+    other: int = Field(0, ge=0, description="values outside ``categories``")
+    other_examples: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> CategoricalProfile:
+        if len(self.counts) != len(self.categories):
+            raise ValueError("counts must have one entry per category")
+        return self
+
+    @property
+    def rows(self) -> int:
+        return self.count + self.nulls
+
+    def histogram(self) -> np.ndarray:
+        """Counts as ``[category_0, ..., category_k, other]``."""
+        return np.array([*self.counts, self.other], dtype=np.float64)
+
+    def empty_like(self, nulls: int = 0) -> CategoricalProfile:
+        return CategoricalProfile(
+            count=0, nulls=nulls, categories=self.categories, counts=[0] * len(self.counts)
+        )
+
+    def merge(self, other: CategoricalProfile) -> CategoricalProfile:
+        if not isinstance(other, CategoricalProfile):
+            raise InvalidInput("cannot merge a categorical profile with a numeric one")
+        if self.categories != other.categories:
+            raise InvalidInput(
+                "profiles have different categories; build both against the same reference"
+            )
+        examples = set(self.other_examples) | set(other.other_examples)
+        return CategoricalProfile(
+            count=self.count + other.count,
+            nulls=self.nulls + other.nulls,
+            categories=self.categories,
+            counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
+            other=self.other + other.other,
+            other_examples=heapq.nsmallest(OTHER_EXAMPLES, examples),
+        )
+
+
+ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
+
+
+class DatasetProfile(BaseModel):
+    """Profile of one frame: row count, schema and one profile per column."""
+
+    model_config = _MODEL_CONFIG
+
+    format: int = PROFILE_FORMAT
+    rows: int = Field(ge=0)
+    dtypes: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, ColumnProfile] = Field(default_factory=dict)
+
+    @classmethod
+    def from_frame(
+        cls,
+        df: Any,
+        reference: DatasetProfile | None = None,
+        bins: int = DEFAULT_BINS,
+        *,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        categorical: Iterable[str] = (),
+    ) -> DatasetProfile:
+        """Profile ``df``; against ``reference``'s edges and categories when given.
+
+        ``categorical`` names columns to profile as categories even though they hold numbers
+        (codes, class labels); it only matters when there is no reference.
+        """
+        frame = _as_frame(df)
+        _check_options(reference, bins, max_categories)
+        forced = set(categorical)
+        dtypes: dict[str, str] = {}
+        columns: dict[str, NumericProfile | CategoricalProfile] = {}
+        for name in frame.columns:
+            series = frame[name]
+            dtypes[name] = _dtype_name(series)
+            if reference is None:
+                numeric = dtypes[name] in _NUMERIC_DTYPES and name not in forced
+                columns[name] = _profile_column(series, numeric, None, bins, max_categories)
+            elif name in reference.columns:
+                columns[name] = _profile_column(
+                    series, None, reference.columns[name], bins, max_categories
+                )
+        return cls(rows=len(frame), dtypes=dtypes, columns=columns)
+
+    @classmethod
+    def for_predictions(
+        cls,
+        predictions: Any,
+        reference: DatasetProfile | None = None,
+        bins: int = DEFAULT_BINS,
+        *,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        kind: Literal["auto", "labels", "scores"] = "auto",
+    ) -> DatasetProfile:
+        """Profile model outputs the way features are profiled.
+
+        A 1-D output becomes the column ``prediction`` (or the Series' name), a 2-D array the
+        columns ``score_0..k``, a DataFrame keeps its columns. With ``kind="auto"`` floats are
+        scores (numeric) and integers, booleans and strings are class labels (categorical).
+        """
+        if kind not in ("auto", "labels", "scores"):
+            raise InvalidInput(f"unknown prediction kind {kind!r}", field="kind")
+        frame = _prediction_frame(predictions)
+        if kind == "labels":
+            labels = list(frame.columns)
+        elif kind == "auto":
+            labels = [c for c in frame.columns if not pd.api.types.is_float_dtype(frame[c])]
+        else:
+            labels = []
+        return cls.from_frame(
+            frame, reference, bins, max_categories=max_categories, categorical=labels
+        )
+
+    def merge(self, other: DatasetProfile) -> DatasetProfile:
+        """Exact merge; a column absent from one side counts as nulls for that side's rows."""
+        if not isinstance(other, DatasetProfile):
+            raise InvalidInput("can only merge a DatasetProfile with another DatasetProfile")
+        dtypes = dict(self.dtypes)
+        for name, dtype in other.dtypes.items():
+            dtypes[name] = _join_dtypes(dtypes[name], dtype) if name in dtypes else dtype
+        columns: dict[str, NumericProfile | CategoricalProfile] = {}
+        for name in sorted(set(self.columns) | set(other.columns)):
+            mine = self._column_or_nulls(name, other)
+            theirs = other._column_or_nulls(name, self)
+            columns[name] = mine.merge(theirs)  # type: ignore[arg-type]
+        return DatasetProfile(rows=self.rows + other.rows, dtypes=dtypes, columns=columns)
+
+    def _column_or_nulls(
+        self, name: str, other: DatasetProfile
+    ) -> NumericProfile | CategoricalProfile:
+        if name in self.columns:
+            return self.columns[name]
+        if name in self.dtypes:
+            raise InvalidInput(
+                f"column {name!r} is profiled on one side only; "
+                "build both profiles against the same reference",
+                field=name,
+            )
+        return other.columns[name].empty_like(nulls=self.rows)
+
+
+# --- building -------------------------------------------------------------------------------
+
+
+def _as_frame(df: Any) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame) and hasattr(df, "to_pandas"):
+        df = df.to_pandas()  # pyarrow tables, polars frames
+    if not isinstance(df, pd.DataFrame):
+        raise InvalidInput(f"expected a pandas DataFrame, got {type(df).__name__}", field="data")
+    names = [str(c) for c in df.columns]
+    if len(set(names)) != len(names):
+        raise InvalidInput("column names must be unique", field="data")
+    if names != list(df.columns):
+        df = df.set_axis(names, axis=1)
+    return df
+
+
+def _check_options(reference: Any, bins: Any, max_categories: Any) -> None:
+    if reference is not None and not isinstance(reference, DatasetProfile):
+        raise InvalidInput("reference must be a DatasetProfile", field="reference")
+    for field, value in (("bins", bins), ("max_categories", max_categories)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise InvalidInput(f"{field} must be a positive integer, got {value!r}", field=field)
+
+
+def _prediction_frame(predictions: Any) -> pd.DataFrame:
+    if isinstance(predictions, pd.DataFrame):
+        return predictions
+    if isinstance(predictions, pd.Series):
+        name = "prediction" if predictions.name is None else str(predictions.name)
+        return predictions.to_frame(name)
+    try:
+        values = np.asarray(predictions)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("predictions must be array-like", field="predictions") from exc
+    if values.ndim == 0:
+        values = values.reshape(1)
+    if values.ndim == 1:
+        return pd.DataFrame({"prediction": values})
+    if values.ndim == 2:
+        return pd.DataFrame(values, columns=[f"score_{i}" for i in range(values.shape[1])])
+    raise InvalidInput("predictions must be 1-D labels or 2-D scores", field="predictions")
+
+
+def _profile_column(
+    series: pd.Series,
+    numeric: bool | None,
+    reference: NumericProfile | CategoricalProfile | None,
+    bins: int,
+    max_categories: int,
+) -> NumericProfile | CategoricalProfile:
+    if reference is not None:
+        numeric = isinstance(reference, NumericProfile)
+    if numeric:
+        values, invalid = _numeric_values(series)
+        edges = reference.edges if isinstance(reference, NumericProfile) else None
+        return _numeric_profile(values, invalid, edges, bins)
+    categories = reference.categories if isinstance(reference, CategoricalProfile) else None
+    return _categorical_profile(series, categories, max_categories)
+
+
+def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
+    """float64 values with NaN for nulls, and how many non-null values were not numbers."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or (
+        pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+    ):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan), 0
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        return _seconds(series), 0
+    parsed = pd.to_numeric(series.astype(object), errors="coerce")
+    values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    invalid = int((np.isnan(values) & series.notna().to_numpy()).sum())
+    return values, invalid
+
+
+def _seconds(series: pd.Series) -> np.ndarray:
+    """Datetimes as seconds since the epoch, timedeltas as seconds; NaT as NaN."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    raw = series.to_numpy()
+    unit = "datetime64[ns]" if raw.dtype.kind == "M" else "timedelta64[ns]"
+    raw = raw.astype(unit)
+    values = raw.view(np.int64).astype(np.float64) / 1e9
+    values[np.isnat(raw)] = np.nan
+    return values
+
+
+def _numeric_profile(
+    values: np.ndarray, invalid: int, edges: list[float] | None, bins: int
+) -> NumericProfile:
+    nan = np.isnan(values)
+    nulls = int(nan.sum()) - invalid
+    finite_mask = np.isfinite(values)
+    finite = values if finite_mask.all() else values[finite_mask]
+    non_finite = len(values) - int(nan.sum()) - finite.size
+    if edges is None:
+        edges = _quantile_edges(finite, bins)
+    counts, underflow, overflow = _histogram(finite, edges)
+    if finite.size == 0:
+        return NumericProfile(
+            count=0,
+            nulls=nulls,
+            non_finite=non_finite,
+            invalid=invalid,
+            edges=edges,
+            counts=counts,
+            underflow=underflow,
+            overflow=overflow,
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(finite.mean())
+        deviations = finite - mean
+        m2 = float(np.dot(deviations, deviations))
+    return NumericProfile(
+        count=int(finite.size),
+        nulls=nulls,
+        non_finite=non_finite,
+        invalid=invalid,
+        min=float(finite.min()),
+        max=float(finite.max()),
+        mean=mean,
+        m2=m2,
+        edges=edges,
+        counts=counts,
+        underflow=underflow,
+        overflow=overflow,
+    )
+
+
+def _quantile_edges(finite: np.ndarray, bins: int) -> list[float]:
+    if finite.size == 0:
+        return []
+    # inverted_cdf puts every edge on an observed value, so integer data bins as [k, k+1).
+    quantiles = np.quantile(finite, np.linspace(0.0, 1.0, bins + 1), method="inverted_cdf")
+    edges = np.unique(quantiles)
+    top = edges[-1]
+    if edges.size == 1 or np.count_nonzero(finite == top) > 1:
+        edges = np.append(edges, top)  # the maximum gets a closed bin [max, max] of its own
+    return edges.tolist()
+
+
+def _histogram(finite: np.ndarray, edges: list[float]) -> tuple[list[int], int, int]:
+    if not edges:
+        return [], 0, int(finite.size)
+    bounds = np.asarray(edges, dtype=np.float64)
+    bounds[-1] = np.nextafter(bounds[-1], np.inf)  # the last bin is closed
+    slots = np.bincount(np.searchsorted(bounds, finite, side="right"), minlength=len(edges) + 1)
+    return slots[1:-1].tolist(), int(slots[0]), int(slots[-1])
+
+
+def _categorical_profile(
+    series: pd.Series, categories: list[str] | None, max_categories: int
+) -> CategoricalProfile:
+    nulls = int(series.isna().sum())
+    keys, counts = _value_counts(series)
+    if categories is None:
+        # most frequent first, ties by name, so the choice does not depend on row order
+        by_name = np.argsort(np.asarray(keys, dtype=str), kind="stable")
+        order = by_name[np.argsort(-counts[by_name], kind="stable")]
+        kept, rest = order[:max_categories], order[max_categories:]
+        categories = [keys[i] for i in kept]
+        kept_counts = counts[kept].tolist()
+        unseen = [keys[i] for i in rest]
+        other = int(counts[rest].sum())
+    else:
+        positions = pd.Index(categories).get_indexer(pd.Index(keys, dtype=object))
+        known = positions >= 0
+        kept_counts = np.bincount(
+            positions[known], weights=counts[known], minlength=len(categories)
+        )
+        kept_counts = kept_counts.astype(np.int64).tolist()
+        unseen = [k for k, ok in zip(keys, known, strict=True) if not ok]
+        other = int(counts[~known].sum())
+    return CategoricalProfile(
+        count=len(series) - nulls,
+        nulls=nulls,
+        categories=categories,
+        counts=kept_counts,
+        other=other,
+        other_examples=heapq.nsmallest(OTHER_EXAMPLES, unseen),
+    )
+
+
+def _value_counts(series: pd.Series) -> tuple[list[str], np.ndarray]:
+    """Non-null values as text with their counts; values with equal text are added up."""
+    counted = series.value_counts(dropna=True, sort=False)
+    counted = counted[counted.to_numpy() > 0]  # categorical dtypes list unused categories
+    index = counted.index
+    if isinstance(index, pd.CategoricalIndex):
+        index = pd.Index(index.to_numpy())
+    if pd.api.types.is_float_dtype(index.dtype) and len(index):
+        values = index.to_numpy(dtype=np.float64)
+        if np.all(np.isfinite(values) & (values == np.round(values))):
+            index = pd.Index(values.astype(np.int64))  # 1.0 is the category "1"
+    keys = pd.Index(index.astype(str), dtype=object)
+    counts = counted.to_numpy(dtype=np.int64)
+    if keys.has_duplicates:
+        summed = pd.Series(counts, index=keys).groupby(level=0, sort=False).sum()
+        keys, counts = summed.index, summed.to_numpy(dtype=np.int64)
+    return list(keys), counts
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+
+def _dtype_name(series: pd.Series) -> str:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "timedelta"
+    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+        return "string"
+    inferred = pd.api.types.infer_dtype(series, skipna=True)
+    return {"string": "string", "boolean": "boolean", "integer": "integer"}.get(
+        inferred, "object"
+    )
+
+
+def _join_dtypes(a: str, b: str) -> str:
+    """The dtype of two windows together: equal stays, integer+float is float, else mixed."""
+    if a == b:
+        return a
+    if {a, b} == {"integer", "float"}:
+        return "float"
+    return "mixed"
+
+
+def _merge_moments(
+    na: int, mean_a: float, m2_a: float, nb: int, mean_b: float, m2_b: float
+) -> tuple[float, float]:
+    """Chan et al.'s parallel update, written symmetrically so a+b == b+a bit for bit."""
+    if na == 0:
+        return mean_b, m2_b
+    if nb == 0:
+        return mean_a, m2_a
+    n = na + nb
+    delta = mean_b - mean_a
+    mean = mean_a * (na / n) + mean_b * (nb / n)
+    return mean, m2_a + m2_b + delta * delta * (na * nb / n)
+
+
+def _extreme(pick: Any, a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return pick(a, b)

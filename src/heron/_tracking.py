@@ -1,0 +1,404 @@
+"""Tracking: experiments, runs, params, metric series, tags, artifacts and inputs of runs.
+
+Creating experiments and runs and changing a run's status are audited; the data logged
+inside a run (params, metrics, tags, artifacts) is not, as it is the run's own content and
+far too voluminous for an audit trail.
+
+Non-finite metric values (NaN, ±inf) are refused with an error naming the metric, at the
+call that logs them: JSON cannot carry them, and a silently dropped point hides a diverging
+training job.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from heron._entities import (
+    ArtifactEntry,
+    DatasetRef,
+    Experiment,
+    MetricPoint,
+    Page,
+    Run,
+    RunContext,
+    RunStatus,
+)
+from heron._errors import Conflict, InvalidInput, NotFound
+from heron._names import check_key, check_name, check_relative_path
+from heron._services import Service, check_limit, next_token, page_offset
+from heron._store import _tables as t
+from heron._store._sql import insert_unique, upsert
+
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+
+
+def check_metric(point: MetricPoint) -> MetricPoint:
+    check_key(point.key, "metrics.key")
+    if not math.isfinite(point.value):
+        raise InvalidInput(
+            f"metric {point.key!r} has a non-finite value ({point.value}); Heron stores "
+            "finite values only",
+            field=f"metrics.{point.key}",
+        )
+    return point
+
+
+class TrackingService(Service):
+    # --- experiments -------------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, description: str = "", tags: dict[str, str] | None = None
+    ) -> Experiment:
+        check_name(name)
+        with self.store.write() as conn:
+            return self._create_experiment(conn, name, description, tags or {})
+
+    def _create_experiment(
+        self, conn: Connection, name: str, description: str, tags: dict[str, str]
+    ) -> Experiment:
+        stmt = insert(t.experiments).values(
+            name=name, description=description, tags=tags, created_at=t.now()
+        )
+        insert_unique(conn, stmt, f"experiment {name!r}")
+        experiment = self._experiment(conn, name)
+        self.record(conn, "create", "experiment", name, after=experiment.model_dump(mode="json"))
+        return experiment
+
+    def get_experiment(self, name: str) -> Experiment:
+        with self.store.read() as conn:
+            return self._experiment(conn, name)
+
+    def list_experiments(
+        self, max_results: int = 100, page_token: str | None = None
+    ) -> Page[Experiment]:
+        limit, offset = check_limit(max_results), page_offset(page_token)
+        query = select(t.experiments).order_by(t.experiments.c.id).offset(offset).limit(limit)
+        with self.store.read() as conn:
+            items = [_experiment(row) for row in conn.execute(query).mappings()]
+        return Page(items=items, next_page_token=next_token(offset, len(items), limit))
+
+    def _experiment(self, conn: Connection, name: str) -> Experiment:
+        row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).mappings()
+        found = row.first()
+        if found is None:
+            raise NotFound(f"experiment {name!r} does not exist", field="experiment")
+        return _experiment(found)
+
+    # --- runs --------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment: str,
+        name: str | None = None,
+        context: RunContext | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Run:
+        """Start a run in ``experiment``, creating the experiment on first use."""
+        check_name(experiment, "experiment")
+        if name is not None:
+            check_name(name)
+        tags = _check_tags(tags or {})
+        context = context or RunContext()
+        run_id = uuid.uuid4().hex
+        with self.store.write() as conn:
+            exp_id = conn.execute(
+                select(t.experiments.c.id).where(t.experiments.c.name == experiment)
+            ).scalar()
+            if exp_id is None:
+                exp_id = int(self._create_experiment(conn, experiment, "", {}).id)
+            conn.execute(
+                insert(t.runs).values(
+                    id=run_id,
+                    experiment_id=exp_id,
+                    name=name or f"run-{run_id[:8]}",
+                    status=RunStatus.RUNNING.value,
+                    start_time=t.now(),
+                    **context.model_dump(),
+                )
+            )
+            upsert(conn, t.run_tags, _kv_rows(run_id, tags), ["run_id", "key"], ["value"])
+            run = self._runs(conn, [run_id])[0]
+            self.record(conn, "create", "run", run_id, after={"experiment": experiment})
+        return run
+
+    def get_run(self, run_id: str) -> Run:
+        with self.store.read() as conn:
+            return self._run(conn, run_id)
+
+    def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED) -> Run:
+        if status == RunStatus.RUNNING:
+            raise InvalidInput("a run cannot be ended as running", field="status")
+        with self.store.write() as conn:
+            before = self._run(conn, run_id).status
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(status=status.value, end_time=t.now())
+            )
+            self.record(
+                conn, "end", "run", run_id, before={"status": before}, after={"status": status}
+            )
+            return self._run(conn, run_id)
+
+    def search_runs(
+        self,
+        experiments: list[str] | None = None,
+        filter: str = "",
+        order_by: list[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Run]:
+        """Runs matching a filter such as ``metrics.accuracy > 0.9 and params.C = '1.0'``."""
+        from heron._search import compile_filter, order_by_clauses, parse_filter
+
+        limit, offset = check_limit(max_results), page_offset(page_token)
+        query = select(t.runs.c.id)
+        where = compile_filter(parse_filter(filter))
+        if where is not None:
+            query = query.where(where)
+        with self.store.read() as conn:
+            if experiments:
+                ids = [self._experiment(conn, name).id for name in experiments]
+                query = query.where(t.runs.c.experiment_id.in_([int(i) for i in ids]))
+            ordering = order_by_clauses(order_by or ["start_time DESC"])
+            run_ids = conn.execute(
+                query.order_by(*ordering).offset(offset).limit(limit)
+            ).scalars().all()
+            items = self._runs(conn, list(run_ids))
+        return Page(items=items, next_page_token=next_token(offset, len(items), limit))
+
+    # --- data logged inside a run --------------------------------------------------------
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        """Params are immutable: logging a key again with another value is a conflict."""
+        rows = []
+        for key, value in params.items():
+            check_key(key, f"params.{key}")
+            if len(str(value)) > MAX_PARAM_VALUE:
+                raise InvalidInput(
+                    f"param {key!r} is longer than {MAX_PARAM_VALUE} characters",
+                    field=f"params.{key}",
+                )
+            rows.append({"run_id": run_id, "key": key, "value": str(value)})
+        with self.store.write() as conn:
+            self._require_run(conn, run_id)
+            existing = dict(
+                conn.execute(
+                    select(t.params.c.key, t.params.c.value).where(
+                        t.params.c.run_id == run_id, t.params.c.key.in_(list(params))
+                    )
+                ).all()
+            )
+            for row in rows:
+                old = existing.get(row["key"])
+                if old is not None and old != row["value"]:
+                    raise Conflict(
+                        f"param {row['key']!r} is already {old!r} in run {run_id}; params "
+                        "cannot change once logged",
+                        field=f"params.{row['key']}",
+                    )
+            new = [row for row in rows if row["key"] not in existing]
+            if new:
+                conn.execute(insert(t.params), new)
+
+    def log_metrics(self, run_id: str, metrics: list[MetricPoint]) -> None:
+        """Append points to metric series and keep each key's latest value current."""
+        stamp = t.now()
+        rows = []
+        latest: dict[str, dict[str, Any]] = {}
+        for point in metrics:
+            check_metric(point)
+            row = {
+                "run_id": run_id,
+                "key": point.key,
+                "value": point.value,
+                "step": point.step,
+                "timestamp": point.timestamp or stamp,
+            }
+            rows.append(row)
+            best = latest.get(point.key)
+            if best is None or (row["step"], row["timestamp"]) >= (best["step"], best["timestamp"]):
+                latest[point.key] = row
+        if not rows:
+            return
+        with self.store.write() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(insert(t.metrics), rows)
+            upsert(
+                conn,
+                t.latest_metrics,
+                list(latest.values()),
+                ["run_id", "key"],
+                ["value", "step", "timestamp"],
+                where=_newer,
+            )
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        query = (
+            select(t.metrics.c.key, t.metrics.c.value, t.metrics.c.step, t.metrics.c.timestamp)
+            .where(t.metrics.c.run_id == run_id, t.metrics.c.key == key)
+            .order_by(t.metrics.c.step, t.metrics.c.timestamp, t.metrics.c.id)
+        )
+        with self.store.read() as conn:
+            self._require_run(conn, run_id)
+            return [MetricPoint.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        rows = _kv_rows(run_id, _check_tags(tags))
+        with self.store.write() as conn:
+            self._require_run(conn, run_id)
+            upsert(conn, t.run_tags, rows, ["run_id", "key"], ["value"])
+
+    def record_artifact(
+        self, run_id: str, path: str, digest: str, size: int, is_folder: bool = False
+    ) -> ArtifactEntry:
+        """Attach content already in the artifact store to a run under ``path``."""
+        check_relative_path(path)
+        store = self.services.artifacts
+        if not store.exists(digest):
+            raise NotFound(f"artifact {digest} is not in the artifact store", field="digest")
+        entry = ArtifactEntry(path=path, digest=digest, size=size, is_folder=is_folder)
+        with self.store.write() as conn:
+            self._require_run(conn, run_id)
+            upsert(
+                conn,
+                t.run_artifacts,
+                [{"run_id": run_id, **entry.model_dump()}],
+                ["run_id", "path"],
+                ["digest", "size", "is_folder"],
+            )
+        return entry
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactEntry]:
+        query = select(
+            t.run_artifacts.c.path,
+            t.run_artifacts.c.digest,
+            t.run_artifacts.c.size,
+            t.run_artifacts.c.is_folder,
+        ).where(t.run_artifacts.c.run_id == run_id)
+        with self.store.read() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(query.order_by(t.run_artifacts.c.path)).mappings()
+            return [ArtifactEntry.model_validate(dict(r)) for r in rows]
+
+    def get_artifact(self, run_id: str, path: str) -> ArtifactEntry:
+        check_relative_path(path)
+        for entry in self.list_artifacts(run_id):
+            if entry.path == path:
+                return entry
+        raise NotFound(f"run {run_id} has no artifact {path!r}", field="path")
+
+    def log_inputs(self, run_id: str, datasets: list[DatasetRef]) -> None:
+        """Record that a run used these dataset versions."""
+        with self.store.write() as conn:
+            self._require_run(conn, run_id)
+            ids = [self.services.datasets.version_id(conn, ref.name, ref.version) for ref in datasets]
+            existing = set(
+                conn.execute(
+                    select(t.run_inputs.c.dataset_version_id).where(t.run_inputs.c.run_id == run_id)
+                ).scalars()
+            )
+            new = [{"run_id": run_id, "dataset_version_id": i} for i in set(ids) - existing]
+            if new:
+                conn.execute(insert(t.run_inputs), new)
+
+    # --- loading -----------------------------------------------------------------------
+
+    def _require_run(self, conn: Connection, run_id: str) -> None:
+        if conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first() is None:
+            raise NotFound(f"run {run_id!r} does not exist", field="run_id")
+
+    def _run(self, conn: Connection, run_id: str) -> Run:
+        runs = self._runs(conn, [run_id])
+        if not runs:
+            raise NotFound(f"run {run_id!r} does not exist", field="run_id")
+        return runs[0]
+
+    def _runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
+        """Load runs with their params, latest metrics, tags and inputs in five queries."""
+        if not run_ids:
+            return []
+        rows = conn.execute(
+            select(t.runs, t.experiments.c.name.label("experiment"))
+            .join(t.experiments, t.experiments.c.id == t.runs.c.experiment_id)
+            .where(t.runs.c.id.in_(run_ids))
+        ).mappings()
+        by_id = {row["id"]: dict(row) for row in rows}
+        params = _grouped(conn, t.params, run_ids)
+        metrics = _grouped(conn, t.latest_metrics, run_ids)
+        tags = _grouped(conn, t.run_tags, run_ids)
+        inputs: dict[str, list[DatasetRef]] = defaultdict(list)
+        for row in conn.execute(
+            select(
+                t.run_inputs.c.run_id,
+                t.datasets.c.name,
+                t.dataset_versions.c.version,
+                t.dataset_versions.c.digest,
+            )
+            .join(t.dataset_versions, t.dataset_versions.c.id == t.run_inputs.c.dataset_version_id)
+            .join(t.datasets, t.datasets.c.id == t.dataset_versions.c.dataset_id)
+            .where(t.run_inputs.c.run_id.in_(run_ids))
+        ).mappings():
+            inputs[row["run_id"]].append(
+                DatasetRef(name=row["name"], version=row["version"], digest=row["digest"])
+            )
+        result = []
+        for run_id in run_ids:
+            row = by_id.get(run_id)
+            if row is None:
+                continue
+            row["experiment_id"] = str(row["experiment_id"])
+            result.append(
+                Run(
+                    **row,
+                    params=params[run_id],
+                    metrics=metrics[run_id],
+                    tags=tags[run_id],
+                    inputs=inputs[run_id],
+                )
+            )
+        return result
+
+
+def _newer(table: Any, excluded: Any) -> Any:
+    return or_(
+        excluded.step > table.c.step,
+        and_(excluded.step == table.c.step, excluded.timestamp >= table.c.timestamp),
+    )
+
+
+def _grouped(conn: Connection, table: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    query = select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(run_ids))
+    for run_id, key, value in conn.execute(query):
+        out[run_id][key] = value
+    return out
+
+
+def _kv_rows(run_id: str, values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()]
+
+
+def _check_tags(tags: dict[str, str]) -> dict[str, str]:
+    for key, value in tags.items():
+        check_key(key, f"tags.{key}")
+        if len(str(value)) > MAX_TAG_VALUE:
+            raise InvalidInput(f"tag {key!r} is too long", field=f"tags.{key}")
+    return {k: str(v) for k, v in tags.items()}
+
+
+def _experiment(row: Any) -> Experiment:
+    return Experiment(
+        id=str(row["id"]),
+        name=row["name"],
+        description=row["description"],
+        tags=row["tags"] or {},
+        created_at=row["created_at"],
+    )
