@@ -8,7 +8,9 @@
         ├── NumericProfile         count (finite values), nulls, non_finite (±inf), invalid
         │                          (values that are not numbers), min, max, mean, m2 (sum of
         │                          squared deviations), a histogram on fixed bin edges plus
-        │                          underflow/overflow counts
+        │                          underflow/overflow counts, and the sum of the values in
+        │                          each of those slots (so drift can place each bin's mass
+        │                          at its mean)
         └── CategoricalProfile     count (non-null), nulls, counts per category (at most
                                    ``max_categories``), ``other`` for the rest, and up to ten
                                    ``other_examples`` (the alphabetically first such values)
@@ -18,8 +20,9 @@ JSON (``profile.model_dump_json()``), one column of each kind::
     {"format": 1, "rows": 5, "dtypes": {"age": "integer", "city": "string"},
      "columns": {
        "age": {"kind": "numeric", "count": 5, "nulls": 0, "non_finite": 0, "invalid": 0,
-               "min": 21.0, "max": 64.0, "mean": 40.2, "m2": 1082.8,
-               "edges": [21.0, 30.0, 64.0], "counts": [1, 4], "underflow": 0, "overflow": 0},
+               "min": 21.0, "max": 64.0, "mean": 40.0, "m2": 1162.0,
+               "edges": [21.0, 35.0, 64.0], "counts": [2, 3], "underflow": 0, "overflow": 0,
+               "sums": [0.0, 51.0, 149.0, 0.0]},
        "city": {"kind": "categorical", "count": 5, "nulls": 0, "categories": ["Oslo", "Rome"],
                 "counts": [3, 2], "other": 0, "other_examples": []}}}
 
@@ -30,8 +33,9 @@ the maximum; a maximum that occurs more than once gets a bin ``[max, max]`` of i
 frequent values. A profile built against a reference reuses the reference's edges and
 categories and kind per column, so two windows built against one reference merge exactly:
 counts, histograms, min and max are sums and extremes, and mean/m2 merge with Chan's parallel
-formula (commutative bit for bit, associative to rounding). Columns of the data that the
-reference does not know are recorded in ``dtypes`` only (the schema check reports them).
+formula and bin sums by addition (commutative bit for bit, associative to rounding). Columns
+of the data that the reference does not know are recorded in ``dtypes`` only (the schema
+check reports them).
 
 Bins are half-open ``[e_i, e_{i+1})`` except the last, which is closed. Defined outcomes for
 bad input, never a crash:
@@ -85,11 +89,17 @@ class NumericProfile(BaseModel):
     counts: list[int] = Field(default_factory=list)
     underflow: int = Field(0, ge=0)
     overflow: int = Field(0, ge=0)
+    sums: list[float] = Field(
+        default_factory=lambda: [0.0, 0.0],
+        description="sum of the values in [underflow, bin_0, ..., bin_k, overflow]",
+    )
 
     @model_validator(mode="after")
     def _check_shape(self) -> NumericProfile:
         if len(self.counts) != max(len(self.edges) - 1, 0):
             raise ValueError("counts must have one entry per bin (len(edges) - 1)")
+        if len(self.sums) != len(self.counts) + 2:
+            raise ValueError("sums must have one entry per bin plus underflow and overflow")
         if any(b < a for a, b in zip(self.edges, self.edges[1:], strict=False)):
             raise ValueError("edges must be sorted")
         return self
@@ -114,7 +124,13 @@ class NumericProfile(BaseModel):
 
     def empty_like(self, nulls: int = 0) -> NumericProfile:
         """A profile on the same edges holding ``nulls`` missing values and nothing else."""
-        return NumericProfile(count=0, nulls=nulls, edges=self.edges, counts=[0] * len(self.counts))
+        return NumericProfile(
+            count=0,
+            nulls=nulls,
+            edges=self.edges,
+            counts=[0] * len(self.counts),
+            sums=[0.0] * len(self.sums),
+        )
 
     def merge(self, other: NumericProfile) -> NumericProfile:
         if not isinstance(other, NumericProfile):
@@ -137,6 +153,7 @@ class NumericProfile(BaseModel):
             counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
             underflow=self.underflow + other.underflow,
             overflow=self.overflow + other.overflow,
+            sums=[a + b for a, b in zip(self.sums, other.sums, strict=True)],
         )
 
 
@@ -389,7 +406,7 @@ def _numeric_profile(
     non_finite = len(values) - int(nan.sum()) - finite.size
     if edges is None:
         edges = _quantile_edges(finite, bins)
-    counts, underflow, overflow = _histogram(finite, edges)
+    counts, underflow, overflow, sums = _histogram(finite, edges)
     if finite.size == 0:
         return NumericProfile(
             count=0,
@@ -400,6 +417,7 @@ def _numeric_profile(
             counts=counts,
             underflow=underflow,
             overflow=overflow,
+            sums=sums,
         )
     with np.errstate(over="ignore", invalid="ignore"):
         mean = float(finite.mean())
@@ -418,6 +436,7 @@ def _numeric_profile(
         counts=counts,
         underflow=underflow,
         overflow=overflow,
+        sums=sums,
     )
 
 
@@ -433,13 +452,17 @@ def _quantile_edges(finite: np.ndarray, bins: int) -> list[float]:
     return edges.tolist()
 
 
-def _histogram(finite: np.ndarray, edges: list[float]) -> tuple[list[int], int, int]:
+def _histogram(finite: np.ndarray, edges: list[float]) -> tuple[list[int], int, int, list[float]]:
+    """Bin counts, underflow, overflow, and the sum of the values in each slot."""
     if not edges:
-        return [], 0, int(finite.size)
+        return [], 0, int(finite.size), [0.0, float(finite.sum())]
     bounds = np.asarray(edges, dtype=np.float64)
     bounds[-1] = np.nextafter(bounds[-1], np.inf)  # the last bin is closed
-    slots = np.bincount(np.searchsorted(bounds, finite, side="right"), minlength=len(edges) + 1)
-    return slots[1:-1].tolist(), int(slots[0]), int(slots[-1])
+    slot = np.searchsorted(bounds, finite, side="right")
+    counts = np.bincount(slot, minlength=len(edges) + 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = np.bincount(slot, weights=finite, minlength=len(edges) + 1)
+    return counts[1:-1].tolist(), int(counts[0]), int(counts[-1]), sums.tolist()
 
 
 def _categorical_profile(
@@ -511,12 +534,10 @@ def _dtype_name(series: pd.Series) -> str:
         return "datetime"
     if pd.api.types.is_timedelta64_dtype(dtype):
         return "timedelta"
-    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+    if pd.api.types.is_string_dtype(dtype) and dtype.kind != "O":
         return "string"
     inferred = pd.api.types.infer_dtype(series, skipna=True)
-    return {"string": "string", "boolean": "boolean", "integer": "integer"}.get(
-        inferred, "object"
-    )
+    return {"string": "string", "boolean": "boolean", "integer": "integer"}.get(inferred, "object")
 
 
 def _join_dtypes(a: str, b: str) -> str:

@@ -1,0 +1,364 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from heron._errors import InvalidInput
+from heron._profiles import CategoricalProfile, DatasetProfile, NumericProfile
+
+# --- merging: algebra ------------------------------------------------------------------------
+
+numbers = st.one_of(
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+    st.integers(min_value=-5, max_value=5).map(float),  # ties and repeated values
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+)
+labels = st.one_of(st.sampled_from(["a", "b", "c", "d", "e"]), st.none())
+
+
+@st.composite
+def frames(draw, min_rows=0):
+    n = draw(st.integers(min_value=min_rows, max_value=40))
+    return pd.DataFrame(
+        {
+            "x": pd.Series(draw(st.lists(numbers, min_size=n, max_size=n)), dtype="float64"),
+            "c": pd.Series(draw(st.lists(labels, min_size=n, max_size=n)), dtype=object),
+        }
+    )
+
+
+def assert_same_profile(merged: DatasetProfile, whole: DatasetProfile) -> None:
+    """Counts, extremes and histograms exactly; moments and bin sums to rounding."""
+    rounded = {"mean", "m2", "sums"}
+    assert merged.rows == whole.rows
+    assert merged.columns.keys() == whole.columns.keys()
+    for name, col in whole.columns.items():
+        got = merged.columns[name]
+        assert got.model_dump(exclude=rounded) == col.model_dump(exclude=rounded), name
+        if isinstance(col, NumericProfile):
+            scale = max(abs(col.min or 0.0), abs(col.max or 0.0), 1.0)
+            assert got.mean == pytest.approx(col.mean, rel=1e-9, abs=1e-12 * scale)
+            tolerance = 1e-12 * scale * scale * max(col.count, 1)
+            assert got.m2 == pytest.approx(col.m2, rel=1e-9, abs=tolerance)
+            assert got.sums == pytest.approx(col.sums, rel=1e-9, abs=1e-9 * scale)
+
+
+@settings(max_examples=150, deadline=None)
+@given(reference=frames(), data=frames(), cut=st.floats(0, 1))
+def test_merging_parts_equals_profiling_the_concatenation(reference, data, cut):
+    ref = DatasetProfile.from_frame(reference, bins=5)
+    k = int(cut * len(data))
+    parts = [DatasetProfile.from_frame(part, ref) for part in (data.iloc[:k], data.iloc[k:])]
+    assert_same_profile(parts[0].merge(parts[1]), DatasetProfile.from_frame(data, ref))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=frames(min_rows=1), cut=st.floats(0, 1))
+def test_merging_against_itself_as_reference(data, cut):
+    ref = DatasetProfile.from_frame(data, bins=7)
+    k = int(cut * len(data))
+    a, b = (DatasetProfile.from_frame(part, ref) for part in (data.iloc[:k], data.iloc[k:]))
+    whole = DatasetProfile.from_frame(data, ref)
+    assert_same_profile(a.merge(b), whole)
+    assert whole.columns["x"].underflow == whole.columns["x"].overflow == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(reference=frames(), a=frames(), b=frames(), c=frames())
+def test_merge_is_commutative_exactly_and_associative(reference, a, b, c):
+    ref = DatasetProfile.from_frame(reference, bins=4)
+    pa, pb, pc = (DatasetProfile.from_frame(df, ref) for df in (a, b, c))
+    assert pa.merge(pb) == pb.merge(pa)
+    assert_same_profile(pa.merge(pb).merge(pc), pa.merge(pb.merge(pc)))
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=frames())
+def test_profiles_survive_json(data):
+    profile = DatasetProfile.from_frame(data, bins=3)
+    again = DatasetProfile.model_validate_json(profile.model_dump_json())
+    assert again == profile
+
+
+def test_merge_treats_a_column_missing_on_one_side_as_nulls():
+    ref = DatasetProfile.from_frame(pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]}))
+    a = DatasetProfile.from_frame(pd.DataFrame({"x": [1.0, 5.0], "c": ["a", "z"]}), ref)
+    b = DatasetProfile.from_frame(pd.DataFrame({"x": [2.0, 2.5, 3.0]}), ref)
+    whole = DatasetProfile.from_frame(
+        pd.DataFrame({"x": [1.0, 5.0, 2.0, 2.5, 3.0], "c": ["a", "z", None, None, None]}), ref
+    )
+    merged = a.merge(b)
+    assert merged.columns == whole.columns
+    assert b.merge(a).columns == whole.columns
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+def test_reference_profile_shape_and_json():
+    df = pd.DataFrame(
+        {"age": [21, 30, 35, 50, 64], "city": ["Oslo", "Rome", "Oslo", "Rome", "Oslo"]}
+    )
+    profile = DatasetProfile.from_frame(df, bins=2)
+    assert profile.model_dump(mode="json") == {
+        "format": 1,
+        "rows": 5,
+        "dtypes": {"age": "integer", "city": "string"},
+        "columns": {
+            "age": {
+                "kind": "numeric",
+                "count": 5,
+                "nulls": 0,
+                "non_finite": 0,
+                "invalid": 0,
+                "min": 21.0,
+                "max": 64.0,
+                "mean": 40.0,
+                "m2": 1162.0,
+                "edges": [21.0, 35.0, 64.0],
+                "counts": [2, 3],
+                "underflow": 0,
+                "overflow": 0,
+                "sums": [0.0, 51.0, 149.0, 0.0],
+            },
+            "city": {
+                "kind": "categorical",
+                "count": 5,
+                "nulls": 0,
+                "categories": ["Oslo", "Rome"],
+                "counts": [3, 2],
+                "other": 0,
+                "other_examples": [],
+            },
+        },
+    }
+
+
+def test_quantile_edges_and_histogram():
+    x = np.arange(1000, dtype=float)
+    col = DatasetProfile.from_frame(pd.DataFrame({"x": x}), bins=20).columns["x"]
+    assert len(col.edges) == 21
+    assert col.edges[0] == 0.0 and col.edges[-1] == 999.0
+    assert sum(col.counts) == 1000 and max(col.counts) - min(col.counts) <= 2
+    assert col.variance == pytest.approx(np.var(x, ddof=1))
+
+
+def test_values_outside_reference_edges_go_to_underflow_and_overflow():
+    ref = DatasetProfile.from_frame(pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]}), bins=3)
+    col = DatasetProfile.from_frame(pd.DataFrame({"x": [-1.0, 0.0, 3.0, 3.5, 9.0]}), ref)
+    x = col.columns["x"]
+    assert (x.underflow, sum(x.counts), x.overflow) == (1, 2, 2)
+    assert x.counts[-1] == 1  # the last bin is closed: 3.0 is in it
+    assert x.sums == [-1.0, 0.0, 0.0, 3.0, 12.5]
+
+
+def test_binary_column_keeps_its_two_values_apart():
+    col = DatasetProfile.from_frame(pd.DataFrame({"y": [0, 1, 1, 0, 1, 1]})).columns["y"]
+    assert col.edges == [0.0, 1.0, 1.0]
+    assert col.counts == [2, 4]
+
+
+def test_categories_are_capped_with_an_other_bucket():
+    values = [f"v{i:03d}" for i in range(30) for _ in range(30 - i)]
+    col = DatasetProfile.from_frame(pd.DataFrame({"c": values}), max_categories=5).columns["c"]
+    assert col.categories == ["v000", "v001", "v002", "v003", "v004"]
+    assert col.counts == [30, 29, 28, 27, 26]
+    assert col.other == len(values) - sum(col.counts)
+    assert col.other_examples == [f"v{i:03d}" for i in range(5, 15)]
+
+
+def test_category_order_does_not_depend_on_row_order():
+    df = pd.DataFrame({"c": ["b", "a", "c", "a", "b", "c"]})
+    assert DatasetProfile.from_frame(df) == DatasetProfile.from_frame(df.iloc[::-1])
+
+
+def test_profile_building_is_fast_enough_for_a_million_values():
+    # not a benchmark (bench/monitoring is); a guard against a per-row Python loop
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({"x": rng.normal(size=1_000_000), "c": rng.choice(list("abcde"), 1_000_000)})
+    import time
+
+    start = time.perf_counter()
+    ref = DatasetProfile.from_frame(df)
+    DatasetProfile.from_frame(df, ref)
+    assert time.perf_counter() - start < 5.0
+
+
+# --- bad input: defined outcomes -------------------------------------------------------------
+
+REF = DatasetProfile.from_frame(
+    pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", "b"]}), bins=2
+)
+
+
+@pytest.mark.parametrize(
+    ("frame", "column", "expected"),
+    [
+        (pd.DataFrame({"x": pd.Series([], dtype=float)}), "x", {"count": 0, "min": None}),
+        (pd.DataFrame({"x": [np.nan, np.nan]}), "x", {"count": 0, "nulls": 2, "edges": []}),
+        (pd.DataFrame({"x": [7.0, 7.0, 7.0]}), "x", {"edges": [7.0, 7.0], "counts": [3]}),
+        (
+            pd.DataFrame({"x": [1.0, np.nan, np.inf, -np.inf, None]}),
+            "x",
+            {"count": 1, "nulls": 2, "non_finite": 2, "m2": 0.0},
+        ),
+        (pd.DataFrame({"c": [None, None]}, dtype=object), "c", {"count": 0, "nulls": 2}),
+        (pd.DataFrame({"b": [True, False, True]}), "b", {"categories": ["True", "False"]}),
+        (
+            pd.DataFrame({"t": pd.to_datetime(["2024-01-01", None], utc=True)}),
+            "t",
+            {"count": 1, "nulls": 1, "min": 1704067200.0},
+        ),
+        (pd.DataFrame({"m": [1, "1", 2]}, dtype=object), "m", {"categories": ["1", "2"]}),
+    ],
+    ids=[
+        "empty-frame",
+        "all-null",
+        "single-value",
+        "nan-and-inf",
+        "all-null-text",
+        "booleans-are-categories",
+        "datetimes-as-seconds",
+        "mixed-object-by-text",
+    ],
+)
+def test_reference_profiles_of_awkward_columns(frame, column, expected):
+    col = DatasetProfile.from_frame(frame).columns[column]
+    assert {k: getattr(col, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("frame", "column", "expected"),
+    [
+        (
+            pd.DataFrame({"x": ["1.5", "oops", None, "9"]}),
+            "x",
+            {"count": 2, "invalid": 1, "nulls": 1, "overflow": 1},
+        ),
+        (pd.DataFrame({"c": ["a", "zz", "zz", "yy"]}), "c", {"other": 3, "counts": [1, 0]}),
+        (pd.DataFrame({"c": [1, 2, 1.0]}), "c", {"other": 3, "other_examples": ["1", "2"]}),
+        (pd.DataFrame({"x": [True, False]}), "x", {"count": 2, "underflow": 1}),
+        (pd.DataFrame({"x": pd.Series([], dtype=object)}), "x", {"count": 0, "counts": [0, 0]}),
+    ],
+    ids=[
+        "numbers-as-strings",
+        "unseen-categories",
+        "categories-as-numbers",
+        "booleans-in-numeric",
+        "empty-window",
+    ],
+)
+def test_windows_with_mismatched_or_unseen_values(frame, column, expected):
+    col = DatasetProfile.from_frame(frame, REF).columns[column]
+    assert {k: getattr(col, k) for k in expected} == expected
+
+
+def test_columns_unknown_to_the_reference_are_recorded_in_the_schema_only():
+    profile = DatasetProfile.from_frame(pd.DataFrame({"x": [1.0], "extra": ["q"]}), REF)
+    assert profile.dtypes == {"x": "float", "extra": "string"}
+    assert set(profile.columns) == {"x"}
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: DatasetProfile.from_frame([1, 2, 3]), "data"),
+        (lambda: DatasetProfile.from_frame(pd.DataFrame({"x": [1]}), bins=0), "bins"),
+        (lambda: DatasetProfile.from_frame(pd.DataFrame({"x": [1]}), bins="5"), "bins"),
+        (
+            lambda: DatasetProfile.from_frame(pd.DataFrame({"x": [1]}), max_categories=0),
+            "max_categories",
+        ),
+        (lambda: DatasetProfile.from_frame(pd.DataFrame([[1, 2]], columns=["a", "a"])), "data"),
+        (lambda: DatasetProfile.from_frame(pd.DataFrame({"x": [1]}), reference={}), "reference"),
+        (lambda: DatasetProfile.for_predictions([1, 2], kind="probabilities"), "kind"),
+        (lambda: DatasetProfile.for_predictions(np.zeros((2, 2, 2))), "predictions"),
+    ],
+    ids=[
+        "not-a-frame",
+        "zero-bins",
+        "bins-not-int",
+        "zero-categories",
+        "duplicate-columns",
+        "reference-not-a-profile",
+        "unknown-prediction-kind",
+        "3d-predictions",
+    ],
+)
+def test_bad_arguments_raise_invalid_input(call, field):
+    with pytest.raises(InvalidInput) as info:
+        call()
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        (
+            DatasetProfile.from_frame(pd.DataFrame({"x": [1.0, 2.0]})),
+            DatasetProfile.from_frame(pd.DataFrame({"x": [1.0, 3.0]})),
+        ),
+        (
+            DatasetProfile.from_frame(pd.DataFrame({"x": [1.0, 2.0]})),
+            DatasetProfile.from_frame(pd.DataFrame({"x": ["a", "b"]})),
+        ),
+        (
+            DatasetProfile.from_frame(pd.DataFrame({"c": ["a"]})),
+            DatasetProfile.from_frame(pd.DataFrame({"c": ["b"]})),
+        ),
+    ],
+    ids=["different-edges", "numeric-vs-categorical", "different-categories"],
+)
+def test_merging_profiles_of_different_references_raises(left, right):
+    with pytest.raises(InvalidInput):
+        left.merge(right)
+
+
+def test_invalid_stored_profiles_are_rejected():
+    with pytest.raises(ValueError, match="one entry per bin"):
+        NumericProfile(count=1, edges=[0.0, 1.0], counts=[1, 2])
+    with pytest.raises(ValueError, match="one entry per category"):
+        CategoricalProfile(count=1, categories=["a"], counts=[])
+
+
+# --- predictions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("predictions", "kind", "expected"),
+    [
+        (np.array([0, 1, 1, 2]), "auto", {"prediction": "categorical"}),
+        (np.array([0.1, 0.9, 0.4]), "auto", {"prediction": "numeric"}),
+        (["yes", "no", "yes"], "auto", {"prediction": "categorical"}),
+        (np.array([[0.2, 0.8], [0.6, 0.4]]), "auto", {"score_0": "numeric", "score_1": "numeric"}),
+        (pd.Series([1.0, 2.0], name="price"), "auto", {"price": "numeric"}),
+        (np.array([1.0, 0.0, 1.0]), "labels", {"prediction": "categorical"}),
+        (np.array([3, 4, 5]), "scores", {"prediction": "numeric"}),
+    ],
+    ids=[
+        "int-labels",
+        "scores",
+        "text-labels",
+        "probabilities",
+        "named-series",
+        "forced-labels",
+        "forced-scores",
+    ],
+)
+def test_predictions_are_profiled_like_features(predictions, kind, expected):
+    profile = DatasetProfile.for_predictions(predictions, kind=kind)
+    assert {name: col.kind for name, col in profile.columns.items()} == expected
+
+
+def test_prediction_windows_use_the_reference_kinds():
+    ref = DatasetProfile.for_predictions(np.array([0, 1, 1, 0]))
+    window = DatasetProfile.for_predictions(np.array([1, 1, 2]), ref)
+    col = window.columns["prediction"]
+    assert (col.categories, col.counts, col.other) == (
+        ref.columns["prediction"].categories,
+        [0, 2],
+        1,
+    )
