@@ -66,7 +66,9 @@ class Operation:
         return self.hints.get("return")
 
 
-def _op(name: str, method: str, path: str, service: str, permission: str, status: int = 200) -> Operation:
+def _op(
+    name: str, method: str, path: str, service: str, permission: str, status: int = 200
+) -> Operation:
     return Operation(name, method, path, service, permission, status)
 
 
@@ -93,7 +95,9 @@ OPERATIONS: dict[str, Operation] = {
         _op("list_datasets", "GET", "/datasets", "datasets", "read"),
         _op("get_dataset", "GET", "/datasets/{name}", "datasets", "read"),
         _op("list_dataset_versions", "GET", "/datasets/{name}/versions", "datasets", "read"),
-        _op("get_dataset_version", "GET", "/datasets/{name}/versions/{version}", "datasets", "read"),
+        _op(
+            "get_dataset_version", "GET", "/datasets/{name}/versions/{version}", "datasets", "read"
+        ),
         # registry
         _op("create_registered_model", "POST", "/models", "registry", "edit", 201),
         _op("list_registered_models", "GET", "/models", "registry", "read"),
@@ -102,12 +106,33 @@ OPERATIONS: dict[str, Operation] = {
         _op("create_model_version", "POST", "/models/{name}/versions", "registry", "edit", 201),
         _op("list_model_versions", "GET", "/models/{name}/versions", "registry", "read"),
         _op("get_model_version", "GET", "/models/{name}/versions/{version}", "registry", "read"),
-        _op("update_model_version", "PATCH", "/models/{name}/versions/{version}", "registry", "edit"),
-        _op("archive_model_version", "POST", "/models/{name}/versions/{version}/archive", "registry", "edit"),
-        _op("delete_model_version", "DELETE", "/models/{name}/versions/{version}", "registry", "edit", 204),
+        _op(
+            "update_model_version", "PATCH", "/models/{name}/versions/{version}", "registry", "edit"
+        ),
+        _op(
+            "archive_model_version",
+            "POST",
+            "/models/{name}/versions/{version}/archive",
+            "registry",
+            "edit",
+        ),
+        _op(
+            "delete_model_version",
+            "DELETE",
+            "/models/{name}/versions/{version}",
+            "registry",
+            "edit",
+            204,
+        ),
         _op("get_lineage", "GET", "/models/{name}/versions/{version}/lineage", "registry", "read"),
         _op("get_model_card", "GET", "/models/{name}/versions/{version}/card", "registry", "read"),
-        _op("get_model_version_by_alias", "GET", "/models/{name}/aliases/{alias}", "registry", "read"),
+        _op(
+            "get_model_version_by_alias",
+            "GET",
+            "/models/{name}/aliases/{alias}",
+            "registry",
+            "read",
+        ),
         _op("set_alias", "PUT", "/models/{name}/aliases/{alias}", "registry", "edit"),
         _op("delete_alias", "DELETE", "/models/{name}/aliases/{alias}", "registry", "edit", 204),
         _op("list_alias_changes", "GET", "/models/{name}/alias-history", "registry", "read"),

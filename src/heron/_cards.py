@@ -36,7 +36,11 @@ def render_model_card(mv: ModelVersion, lineage: Lineage) -> str:
     lines += ["## Lineage", ""]
     lines.append(f"- Run: `{run.id}` in experiment {run.experiment!r}" if run else "- Run: none")
     dirty = " (uncommitted changes)" if lineage.git_dirty else ""
-    lines.append(f"- Code: git commit `{lineage.git_commit}`{dirty}" if lineage.git_commit else "- Code: unknown")
+    lines.append(
+        f"- Code: git commit `{lineage.git_commit}`{dirty}"
+        if lineage.git_commit
+        else "- Code: unknown"
+    )
     if lineage.pipeline_run_id:
         lines.append(f"- Pipeline run: `{lineage.pipeline_run_id}`")
     return "\n".join(lines) + "\n"

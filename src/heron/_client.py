@@ -6,6 +6,7 @@ the same entities and raise the same errors.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -47,10 +48,16 @@ class Client:
     """Heron's Python client. ``Client()`` uses the embedded store (``./.heron``) unless
     ``url=`` or ``HERON_URL`` names a server."""
 
-    def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        transport: Transport | None = None,
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.url = url or self.settings.url
-        self._transport: Transport | None = None
+        self._transport: Transport | None = transport
 
     @property
     def transport(self) -> Transport:
@@ -143,7 +150,9 @@ class Client:
 
     # --- artifacts ---------------------------------------------------------------------
 
-    def log_artifact(self, run_id: str, local_path: str | Path, path: str | None = None) -> ArtifactEntry:
+    def log_artifact(
+        self, run_id: str, local_path: str | Path, path: str | None = None
+    ) -> ArtifactEntry:
         """Store a file or folder and attach it to the run as ``path`` (default: its name)."""
         local = Path(local_path)
         target = check_relative_path(path or local.name)
@@ -154,7 +163,11 @@ class Client:
         else:
             raise NotFound(f"no file or folder at {local}", field="local_path")
         return self._call(
-            "record_artifact", run_id=run_id, path=target, digest=digest, size=size,
+            "record_artifact",
+            run_id=run_id,
+            path=target,
+            digest=digest,
+            size=size,
             is_folder=local.is_dir(),
         )
 
@@ -278,11 +291,19 @@ class Client:
         with tempfile.TemporaryDirectory(prefix="heron-model-") as scratch:
             folder = Path(scratch) / "model"
             manifest = save_model(
-                model, folder, flavor=flavor, input_example=input_example, signature=signature,
+                model,
+                folder,
+                flavor=flavor,
+                input_example=input_example,
+                signature=signature,
                 **save_options,
             )
             return self.register_model(
-                folder, name, run_id=run_id, card=card, pipeline_run_id=pipeline_run_id,
+                folder,
+                name,
+                run_id=run_id,
+                card=card,
+                pipeline_run_id=pipeline_run_id,
                 _manifest=manifest,
             )
 
@@ -381,7 +402,9 @@ class Client:
                 field="uri",
             )
         if match["alias"]:
-            return self._call("get_model_version_by_alias", name=match["name"], alias=match["alias"])
+            return self._call(
+                "get_model_version_by_alias", name=match["name"], alias=match["alias"]
+            )
         return self.get_model_version(match["name"], int(match["version"]))
 
     def load_model(self, uri: str) -> LoadedModel:
@@ -389,7 +412,9 @@ class Client:
         from heron._models import load_model
 
         mv = self.resolve_model(uri)
-        return load_model(self.model_folder(mv), verify=True, allow_pickle=self.settings.allow_pickle)
+        return load_model(
+            self.model_folder(mv), verify=True, allow_pickle=self.settings.allow_pickle
+        )
 
     def model_folder(self, mv: ModelVersion) -> Path:
         """A local copy of a version's folder, fetched once into the cache and reused."""
@@ -399,10 +424,9 @@ class Client:
             staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache.parent))
             try:
                 fetched = self._get_folder(mv.source, staging / "model")
-                try:
+                # Another process may have cached it first: then theirs is used.
+                with contextlib.suppress(OSError):
                     fetched.rename(cache)
-                except OSError:  # another process cached it first: use theirs
-                    pass
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return cache

@@ -39,7 +39,9 @@ class DatasetService(Service):
         if data_digest is not None:
             _check_digest(data_digest, "data_digest")
             if not self.services.artifacts.exists(data_digest):
-                raise NotFound(f"data {data_digest} is not in the artifact store", field="data_digest")
+                raise NotFound(
+                    f"data {data_digest} is not in the artifact store", field="data_digest"
+                )
         if row_count < 0:
             raise InvalidInput("row_count must not be negative", field="row_count")
         with self.store.write() as conn:
@@ -87,9 +89,16 @@ class DatasetService(Service):
     def list_datasets(self, max_results: int = 100, page_token: str | None = None) -> Page[Dataset]:
         limit, offset = check_limit(max_results), page_offset(page_token)
         with self.store.read() as conn:
-            names = conn.execute(
-                select(t.datasets.c.name).order_by(t.datasets.c.name).offset(offset).limit(limit)
-            ).scalars().all()
+            names = (
+                conn.execute(
+                    select(t.datasets.c.name)
+                    .order_by(t.datasets.c.name)
+                    .offset(offset)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
             items = [self._dataset(conn, n) for n in names]
         return Page(items=items, next_page_token=next_token(offset, len(items), limit))
 
@@ -152,11 +161,15 @@ class DatasetService(Service):
         )
 
     def _version(self, conn: Connection, name: str, version: int) -> DatasetVersion:
-        row = conn.execute(
-            select(t.dataset_versions)
-            .join(t.datasets, t.datasets.c.id == t.dataset_versions.c.dataset_id)
-            .where(t.datasets.c.name == name, t.dataset_versions.c.version == version)
-        ).mappings().first()
+        row = (
+            conn.execute(
+                select(t.dataset_versions)
+                .join(t.datasets, t.datasets.c.id == t.dataset_versions.c.dataset_id)
+                .where(t.datasets.c.name == name, t.dataset_versions.c.version == version)
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             raise NotFound(f"dataset {name!r} has no version {version}", field="version")
         data = {k: v for k, v in row.items() if k not in ("id", "dataset_id")}

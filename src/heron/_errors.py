@@ -1,7 +1,7 @@
 """Heron's exception tree.
 
     HeronError                      500  exit 1   something went wrong inside Heron
-    ├── NotFound                    404  exit 3   an experiment, run, model, version... does not exist
+    ├── NotFound                    404  exit 3   the named object does not exist
     ├── AlreadyExists               409  exit 4   a name or version is taken
     ├── InvalidInput                422  exit 2   a field is malformed; ``field`` names it
     ├── Conflict                    409  exit 5   the change clashes with current state

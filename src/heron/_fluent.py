@@ -42,7 +42,9 @@ class _FluentRun(ActiveRun):
                 _active.remove(self)
 
 
-def start_run(experiment: str = "default", name: str | None = None, tags: dict[str, str] | None = None) -> ActiveRun:
+def start_run(
+    experiment: str = "default", name: str | None = None, tags: dict[str, str] | None = None
+) -> ActiveRun:
     """Start a run on the default client; ``with heron.start_run(...) as run:``."""
     plain = get_client().start_run(experiment, name=name, tags=tags)
     run = _FluentRun(plain.client, plain._run)

@@ -56,7 +56,9 @@ def check_relative_path(value: str, field: str = "path") -> str:
             raise InvalidInput(f"{field} {value!r} must be relative", field=field)
         parts = candidate.split("/")
         if any(p in ("..", "") for p in parts) or any(ord(c) < 32 for c in candidate):
-            raise InvalidInput(f"{field} {value!r} must not contain '..' or empty parts", field=field)
+            raise InvalidInput(
+                f"{field} {value!r} must not contain '..' or empty parts", field=field
+            )
     if len(value) > 1000:
         raise InvalidInput(f"{field} is longer than 1000 characters", field=field)
     return value

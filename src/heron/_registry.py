@@ -54,12 +54,16 @@ class RegistryService(Service):
     ) -> Page[RegisteredModel]:
         limit, offset = check_limit(max_results), page_offset(page_token)
         with self.store.read() as conn:
-            names = conn.execute(
-                select(t.registered_models.c.name)
-                .order_by(t.registered_models.c.name)
-                .offset(offset)
-                .limit(limit)
-            ).scalars().all()
+            names = (
+                conn.execute(
+                    select(t.registered_models.c.name)
+                    .order_by(t.registered_models.c.name)
+                    .offset(offset)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
             items = [self._model(conn, n) for n in names]
         return Page(items=items, next_page_token=next_token(offset, len(items), limit))
 
@@ -173,13 +177,17 @@ class RegistryService(Service):
         limit, offset = check_limit(max_results), page_offset(page_token)
         with self.store.read() as conn:
             model_id = self._model_id(conn, name)
-            versions = conn.execute(
-                select(t.model_versions.c.version)
-                .where(t.model_versions.c.model_id == model_id)
-                .order_by(t.model_versions.c.version.desc())
-                .offset(offset)
-                .limit(limit)
-            ).scalars().all()
+            versions = (
+                conn.execute(
+                    select(t.model_versions.c.version)
+                    .where(t.model_versions.c.model_id == model_id)
+                    .order_by(t.model_versions.c.version.desc())
+                    .offset(offset)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
             items = [self._version(conn, name, v) for v in versions]
         return Page(items=items, next_page_token=next_token(offset, len(items), limit))
 
@@ -254,7 +262,9 @@ class RegistryService(Service):
         """Point ``alias`` (e.g. ``champion``) at ``version``; the move is audited."""
         check_name(alias, "alias")
         if alias.isdigit():
-            raise InvalidInput("an alias cannot be a number (it would read as a version)", field="alias")
+            raise InvalidInput(
+                "an alias cannot be a number (it would read as a version)", field="alias"
+            )
         with self.store.write() as conn:
             model_id = self._model_id(conn, name, lock=True)
             target = self._version(conn, name, version)
@@ -343,7 +353,9 @@ class RegistryService(Service):
         """The version's model card as Markdown, from its card fields and its lineage."""
         from heron._cards import render_model_card
 
-        return render_model_card(self.get_model_version(name, version), self.get_lineage(name, version))
+        return render_model_card(
+            self.get_model_version(name, version), self.get_lineage(name, version)
+        )
 
     # --- internals ---------------------------------------------------------------------
 
@@ -372,9 +384,11 @@ class RegistryService(Service):
         return self._create_model(conn, name, "", {})
 
     def _model(self, conn: Connection, name: str) -> RegisteredModel:
-        row = conn.execute(
-            select(t.registered_models).where(t.registered_models.c.name == name)
-        ).mappings().first()
+        row = (
+            conn.execute(select(t.registered_models).where(t.registered_models.c.name == name))
+            .mappings()
+            .first()
+        )
         if row is None:
             raise NotFound(f"registered model {name!r} does not exist", field="name")
         aliases = dict(
@@ -401,18 +415,26 @@ class RegistryService(Service):
 
     def _version(self, conn: Connection, name: str, version: int) -> ModelVersion:
         model_id = self._model_id(conn, name)
-        row = conn.execute(
-            select(t.model_versions).where(
-                t.model_versions.c.model_id == model_id, t.model_versions.c.version == version
+        row = (
+            conn.execute(
+                select(t.model_versions).where(
+                    t.model_versions.c.model_id == model_id, t.model_versions.c.version == version
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if row is None:
             raise NotFound(f"registered model {name!r} has no version {version}", field="version")
-        aliases = conn.execute(
-            select(t.model_aliases.c.alias).where(
-                t.model_aliases.c.model_id == model_id, t.model_aliases.c.version == version
+        aliases = (
+            conn.execute(
+                select(t.model_aliases.c.alias).where(
+                    t.model_aliases.c.model_id == model_id, t.model_aliases.c.version == version
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         data = {k: v for k, v in row.items() if k not in ("id", "model_id")}
         return ModelVersion(name=name, aliases=sorted(aliases), **data)
 
@@ -438,11 +460,15 @@ class RegistryService(Service):
 
     def _refuse_if_used(self, conn: Connection, name: str, version: int, verb: str) -> None:
         model_id = self._model_id(conn, name)
-        aliases = conn.execute(
-            select(t.model_aliases.c.alias).where(
-                t.model_aliases.c.model_id == model_id, t.model_aliases.c.version == version
+        aliases = (
+            conn.execute(
+                select(t.model_aliases.c.alias).where(
+                    t.model_aliases.c.model_id == model_id, t.model_aliases.c.version == version
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         users = [f"alias {a!r}" for a in aliases]
         users += [u for check in self.reference_checks if (u := check(conn, name, version))]
         if users:

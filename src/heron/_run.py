@@ -17,7 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from heron._entities import ArtifactEntry, DatasetVersion, MetricPoint, ModelVersion, Run, RunContext, RunStatus
+from heron._entities import (
+    ArtifactEntry,
+    DatasetVersion,
+    MetricPoint,
+    ModelVersion,
+    Run,
+    RunContext,
+    RunStatus,
+)
 from heron._tracking import check_metric
 
 if TYPE_CHECKING:
@@ -28,7 +36,9 @@ FLUSH_SECONDS = 5.0
 
 
 class MetricBuffer:
-    def __init__(self, send: Any, flush_every: int = FLUSH_EVERY, flush_seconds: float = FLUSH_SECONDS) -> None:
+    def __init__(
+        self, send: Any, flush_every: int = FLUSH_EVERY, flush_seconds: float = FLUSH_SECONDS
+    ) -> None:
         self._send = send
         self._flush_every = flush_every
         self._flush_seconds = flush_seconds
@@ -86,7 +96,10 @@ class ActiveRun:
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         stamp = _now()
         self._metrics.add(
-            [MetricPoint(key=k, value=float(v), step=step, timestamp=stamp) for k, v in metrics.items()]
+            [
+                MetricPoint(key=k, value=float(v), step=step, timestamp=stamp)
+                for k, v in metrics.items()
+            ]
         )
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -142,7 +155,9 @@ def caller_context() -> RunContext:
     except Exception:  # no passwd entry in some containers
         user = os.environ.get("USER", "")
     entry = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
-    commit, dirty = _git_state(Path(entry).resolve().parent if os.path.isfile(entry) else Path.cwd())
+    commit, dirty = _git_state(
+        Path(entry).resolve().parent if os.path.isfile(entry) else Path.cwd()
+    )
     return RunContext(
         user=user, host=socket.gethostname(), entry_point=entry, git_commit=commit, git_dirty=dirty
     )
@@ -157,7 +172,10 @@ def _git_state(folder: Path) -> tuple[str | None, bool | None]:
             return None, None
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=folder, capture_output=True, text=True, timeout=5,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         return commit.stdout.strip(), bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):

@@ -101,10 +101,12 @@ NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=")
 STRING_OPS = ("=", "!=", "like", "ilike", "in", "not in")
 NULL_OPS = ("is null", "is not null")
 
-# A bound on what one filter may ask for: SQLite refuses expressions nested past 1000
-# levels, and parsing is recursive.
+# Bounds on what one filter may ask for: SQLite refuses expressions nested past 1000 levels
+# and statements with more than 32766 parameters, and parsing is recursive.
 MAX_COMPARISONS = 200
 MAX_NESTING = 32
+MAX_IN_VALUES = 1000
+MAX_MILLIS = 2**53  # past any date, and still a float without loss
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -138,6 +140,11 @@ _TOKEN = re.compile(
 
 def tokenize(text: str, *, field: str = "filter") -> list[Token]:
     """Split ``text`` into tokens, ending with an ``end`` token; raises only InvalidInput."""
+    if "\x00" in text:  # PostgreSQL refuses NUL even inside a string
+        pos = text.index("\x00")
+        raise InvalidInput(
+            f"unexpected character '\\x00' at position {pos} in {field}", field=field
+        )
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
@@ -326,7 +333,8 @@ class _Parser:
             token = self.advance()
             word = token.text.lower() if token.kind == "word" else ""
             if word not in expected:
-                self.fail(f"expected {' or '.join(expected)} after '{first}'", token)
+                wanted = " or ".join(expected)
+                self.fail(f"expected {wanted} after '{words[-1]}', got {token.shown()}", token)
             words.append(word)
             if word != "not":
                 return " ".join(words)
@@ -351,8 +359,8 @@ class _Parser:
         return number
 
     def time(self, token: Token, shown: str) -> int:
-        if token.kind == "number":
-            return int(self.number(token, shown))
+        if token.kind == "number" and abs(self.number(token, shown)) < MAX_MILLIS:
+            return int(float(token.text))
         if token.kind == "string":
             try:
                 when = datetime.fromisoformat(token.value)
@@ -362,8 +370,7 @@ class _Parser:
                 when = when if when.tzinfo else when.replace(tzinfo=UTC)
                 return int(when.timestamp() * 1000)
         self.fail(
-            f"{shown} needs milliseconds since the epoch or an ISO 8601 date, "
-            f"got {token.shown()}",
+            f"{shown} needs milliseconds since the epoch or an ISO 8601 date, got {token.shown()}",
             token,
         )
 
@@ -385,11 +392,13 @@ class _Parser:
         opening = self.advance()
         if opening.text != "(" or opening.kind != "punct":
             self.fail(f"expected '(' after in, got {opening.shown()}", opening)
-        values = []
+        values: list[str] = []
         while True:
             token = self.advance()
             if token.kind == "end":
                 self.fail("unclosed parenthesis", opening)
+            if len(values) == MAX_IN_VALUES:
+                self.fail(f"more than {MAX_IN_VALUES} values in a list", token)
             values.append(self.string(token, kind, key, "in", shown))
             separator = self.advance()
             if separator.text == ")" and separator.kind == "punct":
@@ -401,7 +410,7 @@ class _Parser:
 
 
 def _operators_for(kind: Kind, key: str) -> tuple[str, ...]:
-    if kind == "metric" or key in _TIME_ATTRIBUTES and kind == "attribute":
+    if kind == "metric" or (kind == "attribute" and key in _TIME_ATTRIBUTES):
         return NUMBER_OPS + NULL_OPS
     return STRING_OPS + NULL_OPS
 
@@ -521,7 +530,11 @@ def order_by_clauses(order_by: Sequence[str]) -> list[ColumnElement[Any]]:
     for text in order_by:
         kind, key, descending = _parse_order_term(text)
         value = _sort_value(kind, key)
-        terms.append((value.desc() if descending else value.asc()).nulls_last())
+        term = value.desc() if descending else value.asc()
+        # Only where a NULL can occur: PostgreSQL reads an index backwards only for the
+        # default DESC NULLS FIRST, and knows nothing of NOT NULL when planning that.
+        nullable = kind != "attribute" or _ATTRIBUTES[key].nullable  # type: ignore[attr-defined]
+        terms.append(term.nulls_last() if nullable else term)
     if not terms:
         terms.append(runs.c.start_time.desc())
     terms.append(runs.c.id.asc())

@@ -77,7 +77,9 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         field = ".".join(loc) or None
-        return error_response(InvalidInput(f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field))
+        return error_response(
+            InvalidInput(f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -146,7 +148,11 @@ def _endpoint(op: Operation) -> Callable[..., Any]:
             kwargs.update({name: getattr(body, name) for name in type(body).model_fields})
         service = getattr(request_services(request), op.service)
         result = getattr(service, op.name)(**kwargs)
-        return Response(status_code=op.status_code if op.status_code != 200 else 204) if no_content else result
+        return (
+            Response(status_code=op.status_code if op.status_code != 200 else 204)
+            if no_content
+            else result
+        )
 
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     endpoint.__name__ = op.name
@@ -166,7 +172,9 @@ class BlobInfo(BaseModel):
 
 
 def _add_blob_routes(router: APIRouter) -> None:
-    @router.post("/blobs", status_code=201, tags=["artifacts"], openapi_extra={"x-heron-permission": "edit"})
+    @router.post(
+        "/blobs", status_code=201, tags=["artifacts"], openapi_extra={"x-heron-permission": "edit"}
+    )
     async def upload_blob(request: Request) -> BlobInfo:
         """Store the request body (streamed) in the artifact store; returns its digest."""
         services = request_services(request)
@@ -197,7 +205,9 @@ def _add_blob_routes(router: APIRouter) -> None:
             headers={"content-length": str(size), "x-heron-digest": digest},
         )
 
-    @router.head("/blobs/{digest}", tags=["artifacts"], openapi_extra={"x-heron-permission": "read"})
+    @router.head(
+        "/blobs/{digest}", tags=["artifacts"], openapi_extra={"x-heron-permission": "read"}
+    )
     def has_blob(request: Request, digest: str) -> Response:
         exists = request_services(request).artifacts.exists(digest)
         return Response(status_code=200 if exists else 404)

@@ -1,15 +1,13 @@
 """Settings, read once from ``HERON_*`` environment variables into one object passed down.
 
-| variable            | meaning                                                    | default                 |
-|---------------------|------------------------------------------------------------|-------------------------|
-| HERON_HOME          | folder of the embedded store                               | ./.heron                |
-| HERON_DB_URL        | SQLAlchemy URL of the metadata store                       | sqlite:///HOME/heron.db |
-| HERON_ARTIFACTS     | artifact store: a folder or any fsspec URL (s3://...)      | HOME/artifacts          |
-| HERON_URL           | a Heron server; when set the client talks HTTP to it       | (embedded)              |
-| HERON_TOKEN         | API token the client sends to a server                     | (none)                  |
-| HERON_ADMIN_TOKEN   | token of an admin the server makes sure exists at start    | (none)                  |
-| HERON_ALLOW_PICKLE  | 0 refuses pickle-based model flavors altogether            | 1                       |
-| HERON_ENCRYPTION_KEY| key that encrypts artifacts at rest (Fernet, base64)       | (none)                  |
+- HERON_HOME: folder of the embedded store (default ./.heron)
+- HERON_DB_URL: SQLAlchemy URL of the metadata store (default sqlite:///HOME/heron.db)
+- HERON_ARTIFACTS: artifact store, a folder or any fsspec URL (default HOME/artifacts)
+- HERON_URL: a Heron server; when set the client talks HTTP to it (default: embedded)
+- HERON_TOKEN: API token the client sends to a server
+- HERON_ADMIN_TOKEN: token of an admin the server makes sure exists at start
+- HERON_ALLOW_PICKLE: 0 refuses pickle-based model flavors altogether (default 1)
+- HERON_ENCRYPTION_KEY: Fernet key that encrypts artifacts at rest
 """
 
 from __future__ import annotations

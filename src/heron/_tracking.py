@@ -168,9 +168,9 @@ class TrackingService(Service):
                 ids = [self._experiment(conn, name).id for name in experiments]
                 query = query.where(t.runs.c.experiment_id.in_([int(i) for i in ids]))
             ordering = order_by_clauses(order_by or ["start_time DESC"])
-            run_ids = conn.execute(
-                query.order_by(*ordering).offset(offset).limit(limit)
-            ).scalars().all()
+            run_ids = (
+                conn.execute(query.order_by(*ordering).offset(offset).limit(limit)).scalars().all()
+            )
             items = self._runs(conn, list(run_ids))
         return Page(items=items, next_page_token=next_token(offset, len(items), limit))
 
@@ -299,7 +299,9 @@ class TrackingService(Service):
         """Record that a run used these dataset versions."""
         with self.store.write() as conn:
             self._require_run(conn, run_id)
-            ids = [self.services.datasets.version_id(conn, ref.name, ref.version) for ref in datasets]
+            ids = [
+                self.services.datasets.version_id(conn, ref.name, ref.version) for ref in datasets
+            ]
             existing = set(
                 conn.execute(
                     select(t.run_inputs.c.dataset_version_id).where(t.run_inputs.c.run_id == run_id)

@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from heron._errors import HeronError, IntegrityError, Unavailable, error_from_dict
@@ -61,14 +61,22 @@ class EmbeddedTransport:
 class HttpTransport:
     """Talks to ``heron server`` over HTTP, with the same operations and errors."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 60.0,
+        http: httpx.Client | None = None,
+    ) -> None:
         import httpx
 
         headers = {"user-agent": "heron-client"}
         if token:
             headers["authorization"] = f"Bearer {token}"
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        # ``http`` lets tests pass an in-process client (Starlette's TestClient is one).
+        self.http = http or httpx.Client(base_url=self.url, timeout=timeout)
+        self.http.headers.update(headers)
 
     def call(self, op: str, **kwargs: Any) -> Any:
         from heron._api import API_PREFIX, OPERATIONS
@@ -104,9 +112,10 @@ class HttpTransport:
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".heron-")
         sha = hashlib.sha256()
         try:
-            with os.fdopen(fd, "wb") as out, self.http.stream(
-                "GET", f"/api/v1/blobs/{quote(digest, safe='')}"
-            ) as response:
+            with (
+                os.fdopen(fd, "wb") as out,
+                self.http.stream("GET", f"/api/v1/blobs/{quote(digest, safe='')}") as response,
+            ):
                 if response.status_code >= 400:
                     response.read()
                     _raise_for(response)

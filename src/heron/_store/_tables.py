@@ -186,9 +186,7 @@ run_inputs = Table(
     "run_inputs",
     metadata,
     Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-    Column(
-        "dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True
-    ),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
 )
 
 registered_models = Table(
@@ -226,9 +224,7 @@ model_versions = Table(
 model_aliases = Table(
     "model_aliases",
     metadata,
-    Column(
-        "model_id", Integer, ForeignKey("registered_models.id"), primary_key=True
-    ),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
     Column("alias", String(200), primary_key=True),
     Column("version", Integer, nullable=False),
 )
