@@ -36,7 +36,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn
 
-from sqlalchemy import Boolean, ColumnElement, Table, and_, exists, literal, or_, select, true
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Table,
+    and_,
+    exists,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -79,7 +90,7 @@ PREFIXES: dict[str, Kind] = {
     "attributes": "attribute",
 }
 _PREFIX_HINT = "use metrics., params., tags. or attributes."
-_ATTRIBUTES: dict[str, ColumnElement[Any]] = {
+_ATTRIBUTES: dict[str, Column[Any]] = {
     "status": runs.c.status,
     "name": runs.c.name,
     "user": runs.c.user,
@@ -533,7 +544,7 @@ def order_by_clauses(order_by: Sequence[str]) -> list[ColumnElement[Any]]:
         term = value.desc() if descending else value.asc()
         # Only where a NULL can occur: PostgreSQL reads an index backwards only for the
         # default DESC NULLS FIRST, and knows nothing of NOT NULL when planning that.
-        nullable = kind != "attribute" or _ATTRIBUTES[key].nullable  # type: ignore[attr-defined]
+        nullable = kind != "attribute" or _ATTRIBUTES[key].nullable
         terms.append(term.nulls_last() if nullable else term)
     if not terms:
         terms.append(runs.c.start_time.desc())
