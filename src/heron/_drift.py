@@ -87,7 +87,7 @@ PSI_FLOOR = 1e-4
 # --- registry -------------------------------------------------------------------------------
 
 
-class TestOutcome(NamedTuple):
+class DriftOutcome(NamedTuple):
     """What a drift test computes; the caller applies threshold and alpha."""
 
     statistic: float
@@ -95,7 +95,7 @@ class TestOutcome(NamedTuple):
     details: Details = {}
 
 
-DriftFunction = Callable[[ColumnProfile, ColumnProfile], TestOutcome]
+DriftFunction = Callable[[ColumnProfile, ColumnProfile], DriftOutcome]
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def register_drift_test(
     threshold: float,
     registry: DriftTestRegistry | None = None,
 ) -> Callable[[DriftFunction], DriftFunction]:
-    """Register ``fn(reference, current) -> TestOutcome`` as drift test ``name``."""
+    """Register ``fn(reference, current) -> DriftOutcome`` as drift test ``name``."""
 
     def decorator(fn: DriftFunction) -> DriftFunction:
         target = DEFAULT_DRIFT_TESTS if registry is None else registry
@@ -302,10 +302,10 @@ def _skip_reason(
 ) -> str | None:
     if settings.skip:
         return "skipped by configuration"
-    if name not in current.columns:
-        return "missing from the current data"
     if ref_col.count == 0:
         return "no values in the reference"
+    if name not in current.columns:
+        return "missing from the current data"
     if current.columns[name].count == 0:
         return "no values in the current data"
     return None
@@ -379,33 +379,33 @@ def _sizes(ref: np.ndarray, cur: np.ndarray) -> Details:
 
 
 @register_drift_test("ks", kinds=["numeric"], threshold=0.1)
-def ks_test(reference: ColumnProfile, current: ColumnProfile) -> TestOutcome:
+def ks_test(reference: ColumnProfile, current: ColumnProfile) -> DriftOutcome:
     """Kolmogorov-Smirnov D between the binned CDFs."""
     ref, cur = _counts(reference, current)
     d, p = _ks(ref, cur)
-    return TestOutcome(d, p, _sizes(ref, cur))
+    return DriftOutcome(d, p, _sizes(ref, cur))
 
 
 @register_drift_test("psi", kinds=["numeric", "categorical"], threshold=0.2)
-def psi_test(reference: ColumnProfile, current: ColumnProfile) -> TestOutcome:
+def psi_test(reference: ColumnProfile, current: ColumnProfile) -> DriftOutcome:
     """Population stability index; shares clipped at 1e-4 so empty bins stay finite."""
     ref, cur = _counts(reference, current)
     p = np.maximum(_shares(ref), PSI_FLOOR)
     q = np.maximum(_shares(cur), PSI_FLOOR)
     psi = float(np.sum((q - p) * np.log(q / p)))
     p_value, details = _gate(reference, ref, cur)
-    return TestOutcome(psi, p_value, {**_sizes(ref, cur), **details})
+    return DriftOutcome(psi, p_value, {**_sizes(ref, cur), **details})
 
 
 @register_drift_test("jensenshannon", kinds=["numeric", "categorical"], threshold=0.1)
-def jensen_shannon_test(reference: ColumnProfile, current: ColumnProfile) -> TestOutcome:
+def jensen_shannon_test(reference: ColumnProfile, current: ColumnProfile) -> DriftOutcome:
     """Jensen-Shannon distance (base 2, 0..1) between the binned distributions."""
     ref, cur = _counts(reference, current)
     p, q = _shares(ref), _shares(cur)
     mid = (p + q) / 2
     divergence = (_kl(p, mid) + _kl(q, mid)) / 2
     p_value, details = _gate(reference, ref, cur)
-    return TestOutcome(math.sqrt(max(divergence, 0.0)), p_value, {**_sizes(ref, cur), **details})
+    return DriftOutcome(math.sqrt(max(divergence, 0.0)), p_value, {**_sizes(ref, cur), **details})
 
 
 def _kl(p: np.ndarray, q: np.ndarray) -> float:
@@ -414,7 +414,7 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
 
 
 @register_drift_test("wasserstein", kinds=["numeric"], threshold=0.1)
-def wasserstein_test(reference: ColumnProfile, current: ColumnProfile) -> TestOutcome:
+def wasserstein_test(reference: ColumnProfile, current: ColumnProfile) -> DriftOutcome:
     """Earth mover's distance between the binned distributions, in reference std."""
     assert isinstance(reference, NumericProfile) and isinstance(current, NumericProfile)
     ref, cur = _counts(reference, current)
@@ -425,7 +425,7 @@ def wasserstein_test(reference: ColumnProfile, current: ColumnProfile) -> TestOu
     details = {**_sizes(ref, cur), **details, "distance": distance, "normalized": normalized}
     if normalized:
         details["mean_shift_sd"] = (current.mean - reference.mean) / scale
-    return TestOutcome(distance / scale if normalized else distance, p_value, details)
+    return DriftOutcome(distance / scale if normalized else distance, p_value, details)
 
 
 def _binned_wasserstein(
@@ -448,7 +448,7 @@ def _binned_wasserstein(
 
 
 @register_drift_test("chisquare", kinds=["categorical"], threshold=0.1)
-def chi_square_test(reference: ColumnProfile, current: ColumnProfile) -> TestOutcome:
+def chi_square_test(reference: ColumnProfile, current: ColumnProfile) -> DriftOutcome:
     """Two-sample chi-square on category counts; statistic is the balanced Cramer's V."""
     ref, cur = _counts(reference, current)
     p, q = _shares(ref), _shares(cur)
@@ -456,7 +456,7 @@ def chi_square_test(reference: ColumnProfile, current: ColumnProfile) -> TestOut
     mask = pooled > 0
     v = 0.5 * math.sqrt(float(np.sum((p[mask] - q[mask]) ** 2 / pooled[mask])))
     chi2, dof, p_value = _chi_square(ref, cur)
-    return TestOutcome(v, p_value, {**_sizes(ref, cur), "chi2": chi2, "dof": dof})
+    return DriftOutcome(v, p_value, {**_sizes(ref, cur), "chi2": chi2, "dof": dof})
 
 
 # --- data quality ---------------------------------------------------------------------------
@@ -568,7 +568,7 @@ def _schema_checks(reference: DatasetProfile, current: DatasetProfile) -> list[Q
                     message=f"column {name!r} ({dtype}) is not in the reference",
                 )
             )  # fmt: skip
-        elif before != dtype:
+        elif before != dtype and _has_values(current, name):
             same_family = _DTYPE_FAMILIES.get(before) == _DTYPE_FAMILIES.get(dtype)
             checks.append(
                 QualityCheck(
@@ -578,6 +578,12 @@ def _schema_checks(reference: DatasetProfile, current: DatasetProfile) -> list[Q
                 )
             )  # fmt: skip
     return checks
+
+
+def _has_values(profile: DatasetProfile, name: str) -> bool:
+    """An all-null column's dtype says nothing about what the column holds."""
+    column = profile.columns.get(name)
+    return column is None or column.count > 0 or getattr(column, "invalid", 0) > 0
 
 
 def _numeric_checks(
