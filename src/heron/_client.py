@@ -32,13 +32,24 @@ from heron._entities import (
 )
 from heron._errors import InvalidInput, NotFound
 from heron._names import check_relative_path
+from heron._pipelines._entities import PipelineRun
 from heron._settings import Settings
 from heron._transport import EmbeddedTransport, HttpTransport, Transport
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
 
+    from heron._deployments import (
+        Endpoint,
+        EndpointRevision,
+        ResolvedEndpoint,
+        StickyKey,
+        Target,
+    )
     from heron._models import LoadedModel
+    from heron._predictions import FeedbackItem, FeedbackResult, PredictionRecord
     from heron._run import ActiveRun
 
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))$")
@@ -140,6 +151,10 @@ class Client:
         self._call("log_params", run_id=run_id, params={k: str(v) for k, v in params.items()})
 
     def log_metrics(self, run_id: str, metrics: list[MetricPoint]) -> None:
+        from heron._tracking import check_metric
+
+        for point in metrics:  # JSON cannot carry NaN: refuse it here, on both transports
+            check_metric(point)
         self._call("log_metrics", run_id=run_id, metrics=metrics)
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
@@ -431,6 +446,92 @@ class Client:
                 shutil.rmtree(staging, ignore_errors=True)
         return cache
 
+    # --- endpoints and predictions -----------------------------------------------------
+
+    def create_endpoint(
+        self,
+        name: str,
+        targets: list[Target | str],
+        shadow: list[Target | str] | None = None,
+        sticky: StickyKey | str | None = None,
+        description: str = "",
+        comment: str = "",
+    ) -> Endpoint:
+        """An endpoint serving ``targets``: ``["cancer-clf@champion"]``, or weighted
+        ``["cancer-clf@champion:90", "cancer-clf@challenger:10"]``."""
+        return self._call(
+            "create_endpoint",
+            name=name,
+            targets=targets,
+            shadow=shadow,
+            sticky=sticky,
+            description=description,
+            comment=comment,
+        )
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return self._call("get_endpoint", name=name)
+
+    def list_endpoints(
+        self, max_results: int = 100, page_token: str | None = None
+    ) -> Page[Endpoint]:
+        return self._call("list_endpoints", max_results=max_results, page_token=page_token)
+
+    def update_endpoint(
+        self,
+        name: str,
+        targets: list[Target | str] | None = None,
+        shadow: list[Target | str] | None = None,
+        sticky: StickyKey | str | None = None,
+        clear_sticky: bool = False,
+        description: str | None = None,
+        comment: str = "",
+    ) -> Endpoint:
+        return self._call(
+            "update_endpoint",
+            name=name,
+            targets=targets,
+            shadow=shadow,
+            sticky=sticky,
+            clear_sticky=clear_sticky,
+            description=description,
+            comment=comment,
+        )
+
+    def rollback_endpoint(self, name: str, to_revision: int | None = None) -> Endpoint:
+        return self._call("rollback_endpoint", name=name, to_revision=to_revision)
+
+    def list_endpoint_revisions(self, name: str) -> list[EndpointRevision]:
+        return self._call("list_endpoint_revisions", name=name)
+
+    def resolve_endpoint(self, name: str) -> ResolvedEndpoint:
+        return self._call("resolve_endpoint", name=name)
+
+    def list_predictions(
+        self,
+        endpoint: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_shadow: bool = True,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> Page[PredictionRecord]:
+        return self._call(
+            "list_predictions",
+            endpoint=endpoint,
+            start=start,
+            end=end,
+            include_shadow=include_shadow,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def log_feedback(
+        self, endpoint: str, feedback: list[FeedbackItem | dict[str, Any]]
+    ) -> FeedbackResult:
+        """Ground truth for earlier requests: ``[{"request_id": ..., "label": ...}]``."""
+        return self._call("log_feedback", endpoint=endpoint, feedback=feedback)
+
     # --- audit -------------------------------------------------------------------------
 
     def list_audit_events(
@@ -451,3 +552,32 @@ class Client:
             max_results=max_results,
             page_token=page_token,
         )
+
+    # --- pipelines (run them with heron.run_pipeline; these read and steer runs) --------
+
+    def get_pipeline_run(self, run_id: str) -> PipelineRun:
+        return self._call("get_pipeline_run", run_id=run_id)
+
+    def list_pipeline_runs(
+        self,
+        pipeline: str | None = None,
+        status: str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[PipelineRun]:
+        return self._call(
+            "list_pipeline_runs",
+            pipeline=pipeline,
+            status=status,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def cancel_pipeline_run(self, run_id: str) -> PipelineRun:
+        return self._call("cancel_pipeline_run", run_id=run_id)
+
+    def get_step_log(self, run_id: str, step: str) -> str:
+        """The captured stdout/stderr of one step of a pipeline run."""
+        from heron._pipelines._runner import read_step_log
+
+        return read_step_log(self, run_id, step)

@@ -11,11 +11,15 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from heron._client import Client
 from heron._services import Services
 from heron._settings import Settings
 from heron._transport import EmbeddedTransport, HttpTransport
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def heron_settings(root: Path, db_url: str | None = None) -> Settings:
@@ -95,3 +99,26 @@ def postgres_schema(base_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def migrated_sqlite(path: Path) -> Path:
+    """A SQLite file at the newest schema, to copy for each test instead of migrating."""
+    from heron._store._db import MetadataStore
+
+    store = MetadataStore(f"sqlite:///{path}")
+    with store.write() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    store.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+def truncate_all(engine: Engine) -> None:
+    """Empty every Heron table of a migrated schema (fast per-test isolation).
+
+    DELETE, children first: on the few rows a test leaves, it is far cheaper than TRUNCATE.
+    """
+    from heron._store._tables import metadata
+
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
