@@ -24,6 +24,9 @@ SERVICE_CLASSES = {
     "datasets": "heron._datasets:DatasetService",
     "registry": "heron._registry:RegistryService",
     "audit": "heron._audit:AuditService",
+    "deployments": "heron._deployments:DeploymentService",
+    "predictions": "heron._predictions:PredictionService",
+    "pipelines": "heron._pipelines._service:PipelineService",
 }
 
 
@@ -138,5 +141,39 @@ OPERATIONS: dict[str, Operation] = {
         _op("list_alias_changes", "GET", "/models/{name}/alias-history", "registry", "read"),
         # audit
         _op("list_audit_events", "GET", "/audit-events", "audit", "admin"),
+        # deployments
+        _op("create_endpoint", "POST", "/endpoints", "deployments", "edit", 201),
+        _op("list_endpoints", "GET", "/endpoints", "deployments", "read"),
+        _op("get_endpoint", "GET", "/endpoints/{name}", "deployments", "read"),
+        _op("update_endpoint", "PATCH", "/endpoints/{name}", "deployments", "edit"),
+        _op("rollback_endpoint", "POST", "/endpoints/{name}/rollback", "deployments", "edit"),
+        _op("list_endpoint_revisions", "GET", "/endpoints/{name}/revisions", "deployments", "read"),
+        _op("resolve_endpoint", "GET", "/endpoints/{name}/resolved", "deployments", "read"),
+        # prediction log and feedback
+        _op("log_predictions", "POST", "/predictions", "predictions", "edit", 201),
+        _op("list_predictions", "GET", "/endpoints/{endpoint}/predictions", "predictions", "read"),
+        _op("log_feedback", "POST", "/endpoints/{endpoint}/feedback", "predictions", "edit"),
+        # pipelines (they execute in the caller's process; the server only records them)
+        _op("create_pipeline_run", "POST", "/pipeline-runs", "pipelines", "edit", 201),
+        _op("list_pipeline_runs", "GET", "/pipeline-runs", "pipelines", "read"),
+        _op("get_pipeline_run", "GET", "/pipeline-runs/{run_id}", "pipelines", "read"),
+        _op("finish_pipeline_run", "POST", "/pipeline-runs/{run_id}/end", "pipelines", "edit"),
+        _op("cancel_pipeline_run", "POST", "/pipeline-runs/{run_id}/cancel", "pipelines", "edit"),
+        _op("record_step_run", "PUT", "/pipeline-runs/{run_id}/steps", "pipelines", "edit"),
+        _op("find_cached_step", "GET", "/pipeline-cache/{cache_key}", "pipelines", "read"),
+        _op(
+            "previous_step_run",
+            "GET",
+            "/pipelines/{pipeline}/steps/{name}/previous",
+            "pipelines",
+            "read",
+        ),
+        _op("list_lineage", "GET", "/pipeline-lineage/{digest}", "pipelines", "read"),
+        _op("create_pipeline_trigger", "POST", "/pipeline-triggers", "pipelines", "edit", 201),
+        _op("list_pipeline_triggers", "GET", "/pipeline-triggers", "pipelines", "read"),
+        _op(
+            "delete_pipeline_trigger", "DELETE", "/pipeline-triggers/{name}", "pipelines", "edit", 204
+        ),
+        _op("mark_pipeline_trigger", "POST", "/pipeline-triggers/{name}/fired", "pipelines", "edit"),
     ]
 }

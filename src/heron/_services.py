@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from heron._artifacts import ArtifactStore
     from heron._audit import AuditService
     from heron._datasets import DatasetService
+    from heron._deployments import DeploymentService
+    from heron._pipelines._service import PipelineService
+    from heron._predictions import PredictionService
     from heron._registry import RegistryService
     from heron._tracking import TrackingService
 
@@ -82,9 +85,28 @@ class Services:
 
     @cached_property
     def registry(self) -> RegistryService:
+        import heron._deployments  # noqa: F401  (registers the endpoint reference check)
         from heron._registry import RegistryService
 
         return RegistryService(self)
+
+    @cached_property
+    def deployments(self) -> DeploymentService:
+        from heron._deployments import DeploymentService
+
+        return DeploymentService(self)
+
+    @cached_property
+    def predictions(self) -> PredictionService:
+        from heron._predictions import PredictionService
+
+        return PredictionService(self)
+
+    @cached_property
+    def pipelines(self) -> PipelineService:
+        from heron._pipelines._service import PipelineService
+
+        return PipelineService(self)
 
     def close(self) -> None:
         self.metadata.dispose()

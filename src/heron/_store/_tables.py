@@ -228,3 +228,201 @@ model_aliases = Table(
     Column("alias", String(200), primary_key=True),
     Column("version", Integer, nullable=False),
 )
+
+
+# --- serving (migration 0002_serving) ----------------------------------------------------
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("revision", Integer, nullable=False),  # the current revision
+    Column("created_at", Millis, nullable=False),
+    Column("updated_at", Millis, nullable=False),
+)
+
+endpoint_revisions = Table(
+    "endpoint_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint_id", Integer, ForeignKey("endpoints.id"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("spec", JSON, nullable=False),  # targets, shadow, sticky
+    Column("action", String(20), nullable=False),
+    Column("restored", Integer),  # for a rollback: the revision whose spec it restored
+    Column("comment", Text, nullable=False, default=""),
+    Column("created_at", Millis, nullable=False),
+    Column("created_by", String(200), nullable=False, default=""),
+    UniqueConstraint("endpoint_id", "revision"),
+)
+
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("request_id", String(32), nullable=False),
+    Column("endpoint", String(200), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("shadow", Boolean, nullable=False, default=False),
+    Column("time", Millis, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("inputs", Text),  # the request body as sent (JSON); NULL when not sampled
+    Column("outputs", Text, nullable=False),  # JSON list of predictions
+    Index(None, "endpoint", "time"),
+    Index(None, "request_id"),
+)
+
+prediction_feedback = Table(
+    "prediction_feedback",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("request_id", String(32), primary_key=True),
+    Column("label", JSON),
+    Column("time", Millis, nullable=False),
+)
+
+# --- pipelines ---------------------------------------------------------------------------
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("target", String(500), nullable=False, default=""),
+    Column("status", String(20), nullable=False),
+    Column("executor", String(20), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("run_id", String(32)),
+    Column("resumed_from", String(32)),
+    Column("trigger", String(200)),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("created_at", Millis, nullable=False),
+    Column("ended_at", Millis),
+    Column("created_by", String(200), nullable=False, default=""),
+    Index(None, "pipeline", "created_at"),
+)
+
+# One row per step of a pipeline run; ``cache_key`` finds earlier runs of the same work.
+pipeline_step_runs = Table(
+    "pipeline_step_runs",
+    metadata,
+    Column(
+        "pipeline_run_id",
+        String(32),
+        ForeignKey("pipeline_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(200), primary_key=True),
+    Column("position", Integer, nullable=False, default=0),
+    Column("state", JSON, nullable=False),  # the StepRun entity, less the indexed columns
+    Column("status", String(20), nullable=False),
+    Column("cache_key", String(64)),
+    Column("ended_at", Millis),
+    Index(None, "cache_key", "status"),
+)
+
+# Lineage: which step run read or wrote which artifact digest.
+pipeline_lineage = Table(
+    "pipeline_lineage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "pipeline_run_id",
+        String(32),
+        ForeignKey("pipeline_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("step", String(200), nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Index(None, "digest"),
+    Index(None, "pipeline_run_id"),
+)
+
+pipeline_triggers = Table(
+    "pipeline_triggers",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("target", String(500), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("spec", String(200), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("executor", String(20), nullable=False),
+    Column("dataset_param", String(200)),
+    Column("last_fired_at", Millis),
+    Column("last_dataset_version", Integer),
+    Column("last_run_id", String(32)),
+    Column("created_at", Millis, nullable=False),
+)
+
+
+# --- security (migration 0005_security) --------------------------------------------------
+
+# The audit trail is hash-chained: each event stores the SHA-256 of its content and of the
+# event before it; ``audit_chain_head`` holds the newest hash, so deleting the tail shows.
+audit_events.append_column(Column("prev_hash", String(64)))
+audit_events.append_column(Column("hash", String(64)))
+
+audit_chain_head = Table(
+    "audit_chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("last_event_id", Integer, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),  # global role: none, viewer, editor, admin
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", Millis, nullable=False),
+    Column("created_by", String(200), nullable=False, default=""),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256; never the token
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", Millis, nullable=False),
+    Column("expires_at", Millis),
+    Column("revoked_at", Millis),
+    Column("last_used_at", Millis),
+    Column("last_used_from", String(200)),
+    Column("known_sources", JSON, nullable=False, default=list),
+    Index(None, "user_id"),
+)
+
+role_grants = Table(
+    "role_grants",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("object_type", String(50), primary_key=True),
+    Column("object_id", String(500), primary_key=True),
+    Column("role", String(20), nullable=False),
+)
+
+security_signals = Table(
+    "security_signals",
+    metadata,
+    Column("kind", String(50), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("window_start", Millis, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("last_seen", Millis, nullable=False),
+    Index(None, "window_start"),
+)

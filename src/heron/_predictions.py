@@ -1,0 +1,226 @@
+"""The prediction log and feedback: what prediction servers answered, and the truth later.
+
+Prediction servers write batches here off the request path (``write_rows``); monitoring
+reads them back by endpoint and time window (``list_predictions``, ``prediction_frame``),
+joined with the ground truth that arrived as feedback. Each row keeps the request body as
+sent (``inputs``, NULL when the server did not sample it) and the predictions as JSON; rows
+beyond a retention count per endpoint are trimmed by the servers (``trim_predictions``), so
+the raw log stays a bounded sample while monitoring keeps its profiles.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import Field, ValidationError
+from sqlalchemy import Connection, delete, insert, select
+
+from heron._entities import Entity, Page
+from heron._errors import InvalidInput
+from heron._services import Service, check_limit, page_offset
+from heron._store import _tables as t
+from heron._store._sql import upsert
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_FEEDBACK = 10_000
+
+
+class PredictionRecord(Entity):
+    """One answered request (one model version; a shadow answer is a record of its own)."""
+
+    request_id: str = Field(min_length=1, max_length=32)
+    endpoint: str
+    revision: int
+    model: str
+    version: int
+    shadow: bool = False
+    time: datetime
+    latency_ms: float
+    rows: int
+    inputs: dict[str, Any] | None = Field(
+        default=None, description='the request body: {"instances": ...} or {"dataframe_split": ...}'
+    )
+    outputs: list[Any]
+    label: Any = Field(default=None, description="ground truth, once feedback arrived")
+    label_time: datetime | None = None
+
+
+class FeedbackItem(Entity):
+    request_id: str = Field(min_length=1, max_length=32)
+    label: Any
+
+
+class FeedbackResult(Entity):
+    accepted: int
+    unknown: list[str] = Field(
+        default_factory=list, description="request ids this endpoint never answered"
+    )
+
+
+class PredictionService(Service):
+    def log_predictions(self, records: list[PredictionRecord]) -> int:
+        """Store answered requests (what a remote prediction server sends); returns a count."""
+        self.write_rows([_row(record) for record in records])
+        return len(records)
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Insert prediction-log rows (``prediction_log`` columns; ``inputs`` and ``outputs``
+        already JSON text) in one transaction: the prediction server's flusher calls this."""
+        if rows:
+            with self.store.write() as conn:
+                conn.execute(insert(t.prediction_log), rows)
+
+    def list_predictions(
+        self,
+        endpoint: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_shadow: bool = True,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> Page[PredictionRecord]:
+        """Predictions of ``endpoint`` with ``start <= time < end``, oldest first, each with
+        its feedback label when there is one."""
+        limit, after = check_limit(max_results), page_offset(page_token)
+        log, fb = t.prediction_log, t.prediction_feedback
+        query = (
+            select(log, fb.c.label, fb.c.time.label("label_time"))
+            .outerjoin(
+                fb, (fb.c.endpoint == log.c.endpoint) & (fb.c.request_id == log.c.request_id)
+            )
+            .where(log.c.endpoint == endpoint, log.c.id > after)
+            .order_by(log.c.id)
+            .limit(limit)
+        )
+        if start is not None:
+            query = query.where(log.c.time >= start)
+        if end is not None:
+            query = query.where(log.c.time < end)
+        if not include_shadow:
+            query = query.where(log.c.shadow.is_(False))
+        with self.store.read() as conn:
+            rows = conn.execute(query).mappings().all()
+        items = [_record(row) for row in rows]
+        token = _id_token(rows[-1]["id"]) if len(rows) == limit else None
+        return Page(items=items, next_page_token=token)
+
+    def prediction_frame(
+        self,
+        endpoint: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_shadow: bool = False,
+    ) -> pd.DataFrame:
+        """One row per predicted input row: the input columns, ``prediction``, ``label`` (or
+        None), and ``request_id``, ``model``, ``version``, ``shadow``, ``time``. Requests
+        whose inputs were not sampled are left out. For monitoring, in-process."""
+        import pandas as pd
+
+        from heron._models import frame_from_payload
+
+        frames = []
+        token: str | None = None
+        while True:
+            page = self.list_predictions(
+                endpoint, start, end, include_shadow, max_results=1000, page_token=token
+            )
+            for rec in page.items:
+                if rec.inputs is None:
+                    continue
+                frame = frame_from_payload(rec.inputs)
+                frame["prediction"] = rec.outputs
+                labels = rec.label if isinstance(rec.label, list) else [rec.label] * rec.rows
+                frame["label"] = labels if len(labels) == len(frame) else None
+                for key in ("request_id", "model", "version", "shadow", "time"):
+                    frame[key] = getattr(rec, key)
+                frames.append(frame)
+            token = page.next_page_token
+            if token is None:
+                break
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def log_feedback(self, endpoint: str, feedback: list[FeedbackItem]) -> FeedbackResult:
+        """Store ground truth for earlier requests of ``endpoint``; ids it never answered are
+        reported back, not stored. A label may be one value, or a list with one per row."""
+        if len(feedback) > MAX_FEEDBACK:
+            raise InvalidInput(f"at most {MAX_FEEDBACK} labels at once", field="feedback")
+        try:
+            feedback = [FeedbackItem.model_validate(item) for item in feedback]
+        except ValidationError as exc:
+            raise InvalidInput(f"feedback: {exc.errors()[0]['msg']}", field="feedback") from None
+        ids = list(dict.fromkeys(item.request_id for item in feedback))
+        with self.store.write() as conn:
+            known = self._known_ids(conn, endpoint, ids)
+            stamp = t.now()
+            rows = {
+                item.request_id: {
+                    "endpoint": endpoint,
+                    "request_id": item.request_id,
+                    "label": item.label,
+                    "time": stamp,
+                }
+                for item in feedback
+                if item.request_id in known
+            }
+            upsert(
+                conn,
+                t.prediction_feedback,
+                list(rows.values()),
+                ["endpoint", "request_id"],
+                ["label", "time"],
+            )
+        return FeedbackResult(accepted=len(rows), unknown=[i for i in ids if i not in known])
+
+    def trim_predictions(self, endpoint: str, keep: int) -> int:
+        """Delete all but the newest ``keep`` rows of ``endpoint``'s log; returns how many."""
+        log = t.prediction_log
+        with self.store.write() as conn:
+            cutoff = conn.execute(
+                select(log.c.id)
+                .where(log.c.endpoint == endpoint)
+                .order_by(log.c.id.desc())
+                .offset(keep)
+                .limit(1)
+            ).scalar()
+            if cutoff is None:
+                return 0
+            result = conn.execute(delete(log).where(log.c.endpoint == endpoint, log.c.id <= cutoff))
+            return int(result.rowcount or 0)
+
+    def _known_ids(self, conn: Connection, endpoint: str, ids: list[str]) -> set[str]:
+        log = t.prediction_log
+        known: set[str] = set()
+        for i in range(0, len(ids), 500):  # keep IN lists short
+            chunk = ids[i : i + 500]
+            known.update(
+                conn.execute(
+                    select(log.c.request_id)
+                    .where(log.c.endpoint == endpoint, log.c.request_id.in_(chunk))
+                    .distinct()
+                ).scalars()
+            )
+        return known
+
+
+def _row(record: PredictionRecord) -> dict[str, Any]:
+    data = record.model_dump(exclude={"label", "label_time"})
+    data["inputs"] = None if record.inputs is None else orjson.dumps(record.inputs).decode()
+    data["outputs"] = orjson.dumps(record.outputs, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return data
+
+
+def _record(row: Any) -> PredictionRecord:
+    data = {k: v for k, v in row.items() if k != "id"}
+    data["inputs"] = None if row["inputs"] is None else orjson.loads(row["inputs"])
+    data["outputs"] = orjson.loads(row["outputs"])
+    return PredictionRecord.model_validate(data)
+
+
+def _id_token(last_id: int) -> str:
+    # Keyset pagination: the token carries the last id seen (page_offset decodes it).
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode()
