@@ -59,6 +59,12 @@ from heron._fluent import (
     set_tag,
     start_run,
 )
+from heron._pipelines._entities import PipelineRun, StepRun
+from heron._pipelines._external import File, Folder, Url
+from heron._pipelines._materializers import Materializer, register_materializer
+from heron._pipelines._pipeline import Pipeline, pipeline
+from heron._pipelines._runner import run_pipeline
+from heron._pipelines._step import Step, current_step, step
 from heron._run import ActiveRun
 from heron._settings import Settings
 
@@ -75,10 +81,13 @@ __all__ = [
     "DatasetRef",
     "DatasetVersion",
     "Experiment",
+    "File",
+    "Folder",
     "HeronError",
     "IntegrityError",
     "InvalidInput",
     "Lineage",
+    "Materializer",
     "MetricPoint",
     "ModelCardFields",
     "ModelVersion",
@@ -86,14 +95,20 @@ __all__ = [
     "NotFound",
     "Page",
     "PermissionDenied",
+    "Pipeline",
+    "PipelineRun",
     "RegisteredModel",
     "Run",
     "RunStatus",
     "Settings",
+    "Step",
+    "StepRun",
     "Unauthenticated",
     "Unavailable",
+    "Url",
     "__version__",
     "active_run",
+    "current_step",
     "get_client",
     "load_model",
     "log_artifact",
@@ -103,9 +118,13 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "pipeline",
+    "register_materializer",
+    "run_pipeline",
     "search_runs",
     "set_alias",
     "set_client",
     "set_tag",
     "start_run",
+    "step",
 ]

@@ -172,8 +172,15 @@ OPERATIONS: dict[str, Operation] = {
         _op("create_pipeline_trigger", "POST", "/pipeline-triggers", "pipelines", "edit", 201),
         _op("list_pipeline_triggers", "GET", "/pipeline-triggers", "pipelines", "read"),
         _op(
-            "delete_pipeline_trigger", "DELETE", "/pipeline-triggers/{name}", "pipelines", "edit", 204
+            "delete_pipeline_trigger",
+            "DELETE",
+            "/pipeline-triggers/{name}",
+            "pipelines",
+            "edit",
+            204,
         ),
-        _op("mark_pipeline_trigger", "POST", "/pipeline-triggers/{name}/fired", "pipelines", "edit"),
+        _op(
+            "mark_pipeline_trigger", "POST", "/pipeline-triggers/{name}/fired", "pipelines", "edit"
+        ),
     ]
 }
