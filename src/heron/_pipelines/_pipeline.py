@@ -299,18 +299,21 @@ def _topological(nodes: dict[str, Node]) -> list[str]:
     if len(order) < len(nodes):
         stuck = [n for n in nodes if n not in order]
         raise InvalidInput(
-            f"the pipeline has a cycle through steps {', '.join(map(repr, _cycle(stuck, nodes)))}",
+            f"the pipeline has a cycle: {' → '.join(map(repr, _cycle(stuck, nodes)))}",
             field="steps",
         )
     return order
 
 
 def _cycle(stuck: list[str], nodes: dict[str, Node]) -> list[str]:
-    """One cycle among the stuck nodes, for the error message."""
+    """One cycle among the stuck nodes in data-flow order, from the earliest declared."""
     path: list[str] = []
     current = stuck[0]
     while current not in path:
         path.append(current)
         current = next(u for u in nodes[current].upstream() if u in stuck)
-    cycle = path[path.index(current) :]
-    return [*reversed(cycle), cycle[-1]]
+    flow = list(reversed(path[path.index(current) :]))
+    order = list(nodes)
+    first = min(range(len(flow)), key=lambda i: order.index(flow[i]))
+    flow = flow[first:] + flow[:first]
+    return [*flow, flow[0]]

@@ -174,7 +174,7 @@ class _Runner:
         self.executor = executor
         self.params = params
         self.previous = previous
-        self.access = StoreAccess(client.settings, client.url)
+        self.access = _access(client)
         self.artifacts = _parent_artifacts(client)
         self.states: dict[str, StepRun] = {}
         self.outputs: dict[str, list[OutputRef]] = {}
@@ -593,6 +593,19 @@ class _Runner:
 
 def node_outputs(graph: Graph, handle: Handle) -> int:
     return graph.nodes[handle.node].step.output_names().index(handle.output)
+
+
+def _access(client: Client) -> StoreAccess:
+    """What a worker needs to reach the same stores, the caller's token included."""
+    from heron._transport import HttpTransport
+
+    settings = client.settings
+    transport = client.transport
+    if isinstance(transport, HttpTransport):
+        auth = transport.http.headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            settings = settings.with_(token=auth.removeprefix("Bearer "))
+    return StoreAccess(settings, client.url)
 
 
 def _parent_artifacts(client: Client) -> Artifacts:

@@ -92,12 +92,20 @@ class LocalArtifacts(Artifacts):
         return self.store.get_folder(digest, dest, verify=True)
 
     def check(self, digest: str) -> str | None:
+        """Verify every file; a blob that fails its digest is removed, so that running the
+        step again stores it anew (the store never overwrites a blob it has)."""
+        blob = digest
         try:
             for entry in self.store.read_manifest(digest).files:
-                with self.store.open(entry.digest, verify=True) as reader:
+                blob = entry.digest
+                with self.store.open(blob, verify=True) as reader:
                     while reader.read(1 << 20):
                         pass
-        except (NotFound, IntegrityError, InvalidInput) as exc:
+        except IntegrityError as exc:
+            with contextlib.suppress(NotFound):
+                self.store.delete(blob)
+            return exc.message
+        except (NotFound, InvalidInput) as exc:
             return exc.message
         return None
 
