@@ -1,0 +1,465 @@
+"""The prediction server: a lean ASGI app in front of one endpoint.
+
+    POST /predict        {"instances": [...]} | {"dataframe_split": {...}} → predictions
+    POST /feedback       {"feedback": [{"request_id", "label"}, ...]} → accepted, unknown
+    GET  /health/live    the process answers
+    GET  /health/ready   models are loaded (503 until then)
+    GET  /metrics        Prometheus text format
+
+The request path is read body → parse (orjson) → validate → route → predict → answer, then
+enqueue the log entry and hand shadow copies to a background thread. It is raw ASGI on
+purpose: a framework's routing, dependency injection and response models cost more than the
+prediction of a small model. Everything slow (following the endpoint, loading versions,
+writing the log, shadow predictions) runs in background threads.
+
+A poller re-resolves the endpoint every ``poll_interval`` seconds (a few indexed reads); when
+the revision or an alias target changed, the new versions are loaded and warmed in the
+poller's thread, and only then does traffic move (one reference assignment, see
+``_routing``). Recently served versions stay loaded, so a rollback switches at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from heron._errors import HeronError, InvalidInput
+from heron._models._signature import unpack_payload
+from heron._serving._log import Entry, PredictionLogger, PredictionSink, StoreSink
+from heron._serving._metrics import CONTENT_TYPE, ServerMetrics
+from heron._serving._model import ServedModel, dump_predictions, load_served_model, rows_of
+from heron._serving._routing import Routing
+
+if TYPE_CHECKING:
+    from heron._client import Client
+    from heron._deployments import ResolvedTarget
+    from heron._serving._batch import MicroBatcher
+
+log = logging.getLogger("heron.serving")
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How one prediction server behaves (``heron serve`` options)."""
+
+    endpoint: str
+    poll_interval: float = 1.0
+    max_body_bytes: int = 8 * 1024 * 1024
+    log_predictions: bool = True
+    log_capacity: int = 10_000
+    log_batch_size: int = 500
+    log_interval: float = 0.5
+    log_sample: float = 1.0  # share of requests whose inputs are kept in the raw log
+    log_retention: int | None = 1_000_000  # rows kept per endpoint in the raw log
+    batch_wait_ms: float = 0.0  # adaptive micro-batching: 0 is off
+    max_batch_rows: int = 256
+    shadow_capacity: int = 1_000
+    keep_versions: int = 4  # extra recently served versions kept loaded (fast rollback)
+
+
+class BodyTooLarge(HeronError):
+    status_code = 413
+    code = "too_large"
+
+
+class PredictionServer:
+    """One endpoint's prediction server: ``start()``, then serve ``server`` (an ASGI app)."""
+
+    def __init__(
+        self,
+        client: Client,
+        options: ServeOptions,
+        *,
+        sinks: list[PredictionSink] | None = None,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.endpoint = options.endpoint
+        self.metrics = ServerMetrics(options.endpoint)
+        self.routing: Routing | None = None
+        self._extra_sinks = sinks or []
+        self._models: collections.OrderedDict[tuple[str, int], ServedModel] = (
+            collections.OrderedDict()
+        )
+        self._batchers: dict[int, MicroBatcher] = {}
+        self._in_flight = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._shadow_slots = threading.BoundedSemaphore(options.shadow_capacity)
+        self._shadow_pool: ThreadPoolExecutor | None = None
+        self.logger: PredictionLogger | None = None
+        self._started = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the endpoint's versions (ready when this returns) and start the background
+        threads: poller, log flusher, shadow worker."""
+        if self._started:
+            return
+        self.refresh()
+        opts = self.options
+        sinks: list[PredictionSink] = []
+        if opts.log_predictions:
+            sinks.append(StoreSink(self.client, self.endpoint, opts.log_retention))
+        sinks += self._extra_sinks
+        if sinks:
+            self.logger = PredictionLogger(
+                self.endpoint,
+                sinks,
+                capacity=opts.log_capacity,
+                batch_size=opts.log_batch_size,
+                interval=opts.log_interval,
+                sample=opts.log_sample,
+                on_drop=lambda n: self.metrics.log_dropped.inc(n),
+                on_error=lambda n: self.metrics.log_failed.inc(n),
+            )
+            self.logger.start()
+        self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="heron-shadow")
+        poller = threading.Thread(target=self._poll, name="heron-endpoint-poller", daemon=True)
+        poller.start()
+        self._threads.append(poller)
+        self._started = True
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._shadow_pool is not None:
+            self._shadow_pool.shutdown(wait=True)
+        if self.logger is not None:
+            self.logger.close()
+        self._started = False
+
+    @property
+    def ready(self) -> bool:
+        return self.routing is not None
+
+    # --- following the endpoint --------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Re-resolve the endpoint; load, warm and switch to what changed. True if switched."""
+        resolved = self.client.resolve_endpoint(self.endpoint)
+        current = self.routing
+        if current is not None and current.endpoint.state == resolved.state:
+            return False
+        wanted = [*resolved.targets, *resolved.shadow]
+        models = {(t.model, t.version): self._model(t) for t in wanted}
+        routing = Routing.build(resolved, models)
+        if self.options.batch_wait_ms > 0:
+            self._add_batchers(routing)
+        self.routing = routing  # traffic moves here
+        self.metrics.revision.set(resolved.revision)
+        self._forget_old_models(set(models))
+        log.info(
+            "endpoint %s: serving revision %d (%s)",
+            self.endpoint,
+            resolved.revision,
+            ", ".join(f"{t.model}/{t.version}:{t.weight}" for t in resolved.targets),
+        )
+        return True
+
+    def _model(self, target: ResolvedTarget) -> ServedModel:
+        key = (target.model, target.version)
+        served = self._models.get(key)
+        if served is None:
+            served = load_served_model(self.client, target)
+            self.metrics.model_load.labels(self.endpoint, target.model, str(target.version)).set(
+                served.load_seconds
+            )
+            self._models[key] = served
+        self._models.move_to_end(key)
+        return served
+
+    def _forget_old_models(self, current: set[tuple[str, int]]) -> None:
+        # Requests still running hold their own reference; this only lets memory go later.
+        old = [key for key in self._models if key not in current]
+        for key in old[: max(0, len(old) - self.options.keep_versions)]:
+            served = self._models.pop(key)
+            self._batchers.pop(id(served), None)
+
+    def _add_batchers(self, routing: Routing) -> None:
+        from heron._serving._batch import MicroBatcher
+
+        for served in routing.variants:
+            if id(served) not in self._batchers:
+                self._batchers[id(served)] = MicroBatcher(
+                    served, self.options.batch_wait_ms / 1000, self.options.max_batch_rows
+                )
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.options.poll_interval):
+            try:
+                self.refresh()
+            except Exception as exc:
+                # The store or a new version may be briefly unavailable: keep serving.
+                log.warning("endpoint %s: refresh failed, still serving: %s", self.endpoint, exc)
+
+    # --- ASGI --------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path, method = scope["path"], scope["method"]
+            if path == "/predict":
+                if method == "POST":
+                    await self._predict(scope, receive, send)
+                else:
+                    await _error(send, 405, "method_not_allowed", "use POST")
+            elif path == "/feedback" and method == "POST":
+                await self._feedback(scope, receive, send)
+            elif path == "/health/live":
+                await _json(send, 200, b'{"status":"live"}')
+            elif path == "/health/ready":
+                await self._ready(send)
+            elif path == "/metrics":
+                await self._metrics(send)
+            else:
+                await _error(send, 404, "not_found", f"no route {method} {path}")
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        metrics = self.metrics
+        metrics.in_flight.inc()
+        self._in_flight += 1
+        served: ServedModel | None = None
+        status = 200
+        try:
+            body = await _read_body(scope, receive, self.options.max_body_bytes)
+            routing = self.routing
+            if routing is None:
+                status = 503
+                await _error(send, 503, "unavailable", "models are still loading")
+                return
+            data = _parse(body)
+            served = routing.choose(scope, data)
+            predictions = await self._run_model(served, data, body)
+            out = dump_predictions(predictions)
+            request_id = uuid.uuid4().hex
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*_JSON_HEADERS, (b"x-request-id", request_id.encode())],
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"".join(
+                        (
+                            b'{"predictions":',
+                            out,
+                            b',"model_version":"',
+                            served.version_label.encode(),
+                            b'","request_id":"',
+                            request_id.encode(),
+                            b'"}',
+                        )
+                    ),
+                }
+            )
+            latency = time.perf_counter() - started
+            logger = self.logger
+            if logger is not None:
+                inputs = logger.keep_inputs(body)
+                logger.put(
+                    Entry(
+                        request_id,
+                        routing.revision,
+                        served.model,
+                        served.version,
+                        False,
+                        time.time(),
+                        latency * 1000,
+                        rows_of(data),
+                        inputs,
+                        out,
+                    )
+                )
+            if routing.shadows:
+                self._shadow(routing, data, body, request_id)
+        except InvalidInput as exc:
+            status = 422
+            await _error(send, 422, exc.code, exc.message, exc.field)
+        except BodyTooLarge as exc:
+            status = 413
+            await _error(send, 413, exc.code, exc.message)
+        except Exception:
+            status = 500
+            log.exception("endpoint %s: prediction failed", self.endpoint)
+            await _error(send, 500, "internal_error", "internal error; see the server log")
+        finally:
+            self._in_flight -= 1
+            metrics.in_flight.dec()
+            if served is not None:
+                metrics.request(served.model, served.version_label, status).inc()
+            else:
+                metrics.request("", "", status).inc()
+            metrics.latency.observe(time.perf_counter() - started)
+
+    async def _run_model(self, served: ServedModel, data: Any, body: bytes) -> Any:
+        try:
+            prepared = served.prepare(data, body)
+        except (ValueError, TypeError, KeyError) as exc:
+            # Validation is meant to catch everything; whatever slips through is still input.
+            raise InvalidInput(f"the input could not be read: {exc}") from exc
+        batcher = self._batchers.get(id(served)) if self._batchers else None
+        if batcher is not None and self._in_flight > 1:
+            return await batcher.predict(prepared, len(prepared))
+        return served.predict_prepared(prepared)
+
+    def _shadow(self, routing: Routing, data: Any, body: bytes, request_id: str) -> None:
+        if self._shadow_pool is None or not self._shadow_slots.acquire(blocking=False):
+            self.metrics.shadow_dropped.inc()
+            return
+        self._shadow_pool.submit(self._run_shadows, routing, data, body, request_id)
+
+    def _run_shadows(self, routing: Routing, data: Any, body: bytes, request_id: str) -> None:
+        try:
+            for served in routing.shadows:
+                started = time.perf_counter()
+                try:
+                    out = dump_predictions(served.predict(data))
+                except Exception as exc:
+                    log.warning("shadow %s/%s failed: %s", served.model, served.version, exc)
+                    continue
+                if self.logger is not None:
+                    self.logger.put(
+                        Entry(
+                            request_id,
+                            routing.revision,
+                            served.model,
+                            served.version,
+                            True,
+                            time.time(),
+                            (time.perf_counter() - started) * 1000,
+                            rows_of(data),
+                            self.logger.keep_inputs(body),
+                            out,
+                        )
+                    )
+        finally:
+            self._shadow_slots.release()
+
+    async def _feedback(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            payload = _parse_json(await _read_body(scope, receive, self.options.max_body_bytes))
+            items = payload.get("feedback") if isinstance(payload, dict) else None
+            if not isinstance(items, list) or not items:
+                raise InvalidInput(
+                    'the body needs "feedback": [{"request_id", "label"}, ...]', field="feedback"
+                )
+            result = await asyncio.to_thread(self._store_feedback, items)
+            await _json(send, 200, orjson.dumps(result.model_dump(mode="json")))
+        except BodyTooLarge as exc:
+            await _error(send, 413, exc.code, exc.message)
+        except HeronError as exc:
+            await _error(send, exc.status_code, exc.code, exc.message, exc.field)
+        except Exception:
+            log.exception("endpoint %s: feedback failed", self.endpoint)
+            await _error(send, 500, "internal_error", "internal error; see the server log")
+
+    def _store_feedback(self, items: list[Any]) -> Any:
+        if self.logger is not None:
+            self.logger.flush()  # requests answered a moment ago must be known
+        return self.client.log_feedback(self.endpoint, items)
+
+    async def _ready(self, send: Any) -> None:
+        routing = self.routing
+        if routing is None:
+            await _json(send, 503, b'{"status":"loading"}')
+            return
+        body = {
+            "status": "ready",
+            "endpoint": self.endpoint,
+            "revision": routing.revision,
+            "versions": [f"{m.model}/{m.version}" for m in routing.variants],
+            "shadow": [f"{m.model}/{m.version}" for m in routing.shadows],
+        }
+        await _json(send, 200, orjson.dumps(body))
+
+    async def _metrics(self, send: Any) -> None:
+        if self.logger is not None:
+            self.metrics.log_queue.set(len(self.logger))
+        body = self.metrics.render()
+        headers = [(b"content-type", CONTENT_TYPE.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await asyncio.to_thread(self.start)
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+# --- small ASGI helpers ------------------------------------------------------------------
+
+
+async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise InvalidInput("content-length is not a number", field="body") from None
+            if declared > limit:
+                raise BodyTooLarge(f"the body is larger than {limit} bytes")
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+
+
+def _parse(body: bytes) -> Any:
+    return unpack_payload(_parse_json(body))
+
+
+async def _json(send: Any, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Any, status: int, code: str, message: str, field: str | None = None) -> None:
+    body = orjson.dumps({"error": {"code": code, "message": message, "field": field}})
+    await _json(send, status, body)

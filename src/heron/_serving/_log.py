@@ -1,0 +1,193 @@
+"""Prediction logging off the request path: a bounded queue and a background flusher.
+
+The request path appends one tuple to a deque (never blocks, never touches storage); when
+the queue holds ``capacity`` entries the new entry is dropped and counted. A flusher thread
+wakes every ``interval`` seconds (or when a batch is full), drains up to ``batch_size``
+entries and hands them to each sink as one batch. A sink is anything with
+``write(rows: list[dict])``: :class:`StoreSink` writes the ``prediction_log`` table (the
+monitoring issue adds its profile sink beside it). A failing sink loses that batch, counted,
+and never stops the others or the server.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from heron._client import Client
+
+log = logging.getLogger("heron.serving")
+
+
+class Entry(NamedTuple):
+    """One answered request, as the request path enqueues it (cheap to build)."""
+
+    request_id: str
+    revision: int
+    model: str
+    version: int
+    shadow: bool
+    time: float  # seconds since the epoch
+    latency_ms: float
+    rows: int
+    inputs: bytes | None  # the request body, when sampled
+    outputs: bytes  # JSON of the predictions
+
+
+class PredictionSink(Protocol):
+    def write(self, rows: list[dict[str, Any]]) -> None: ...
+
+
+class StoreSink:
+    """Writes batches into the metadata store's prediction log (trimming it now and then)."""
+
+    def __init__(self, client: Client, endpoint: str, retention: int | None) -> None:
+        from heron._transport import EmbeddedTransport
+
+        self.client = client
+        self.endpoint = endpoint
+        self.retention = retention
+        embedded = client.transport
+        self._services = embedded.services if isinstance(embedded, EmbeddedTransport) else None
+        self._last_trim = time.monotonic()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if self._services is not None:
+            self._services.predictions.write_rows(rows)
+        else:
+            from heron._predictions import PredictionRecord
+
+            records = [PredictionRecord.model_validate(_entity_fields(row)) for row in rows]
+            self.client._call("log_predictions", records=records)
+        if self.retention and self._services and time.monotonic() - self._last_trim > 60:
+            self._last_trim = time.monotonic()
+            self._services.predictions.trim_predictions(self.endpoint, self.retention)
+
+
+def _entity_fields(row: dict[str, Any]) -> dict[str, Any]:
+    import orjson
+
+    out = dict(row)
+    out["inputs"] = orjson.loads(row["inputs"]) if row["inputs"] is not None else None
+    out["outputs"] = orjson.loads(row["outputs"])
+    return out
+
+
+class PredictionLogger:
+    def __init__(
+        self,
+        endpoint: str,
+        sinks: list[PredictionSink],
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        interval: float = 0.5,
+        sample: float = 1.0,
+        max_input_bytes: int = 256 * 1024,
+        on_drop: Callable[[int], None] | None = None,
+        on_error: Callable[[int], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.sinks = sinks
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.interval = interval
+        self.sample = sample
+        self.max_input_bytes = max_input_bytes
+        self.dropped = 0
+        self._on_drop = on_drop
+        self._on_error = on_error
+        self._queue: collections.deque[Entry] = collections.deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def keep_inputs(self, body: bytes) -> bytes | None:
+        """The body to log as inputs, or None (not sampled, or too large to keep)."""
+        if len(body) > self.max_input_bytes:
+            return None
+        if self.sample < 1.0 and random.random() >= self.sample:
+            return None
+        return body
+
+    def put(self, entry: Entry) -> None:
+        """Enqueue without waiting; when full, drop and count."""
+        if len(self._queue) >= self.capacity:
+            self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop(1)
+            return
+        self._queue.append(entry)
+        if len(self._queue) >= self.batch_size:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="heron-log-flusher", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the flusher after writing what is queued."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write everything queued now, in this thread (feedback waits on this)."""
+        while self._queue:
+            if not self._flush_batch():
+                break
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            while self._queue and not self._stop.is_set():
+                self._flush_batch()
+                if len(self._queue) < self.batch_size:
+                    break
+
+    def _flush_batch(self) -> bool:
+        with self._flush_lock:
+            entries = []
+            queue = self._queue
+            while queue and len(entries) < self.batch_size:
+                entries.append(queue.popleft())
+            if not entries:
+                return False
+            rows = [self._row(e) for e in entries]
+            for sink in self.sinks:
+                try:
+                    sink.write(rows)
+                except Exception:
+                    log.exception("prediction log sink %r failed; %d entries lost", sink, len(rows))
+                    if self._on_error is not None:
+                        self._on_error(len(rows))
+            return True
+
+    def _row(self, e: Entry) -> dict[str, Any]:
+        return {
+            "request_id": e.request_id,
+            "endpoint": self.endpoint,
+            "revision": e.revision,
+            "model": e.model,
+            "version": e.version,
+            "shadow": e.shadow,
+            "time": datetime.fromtimestamp(e.time, tz=UTC),
+            "latency_ms": e.latency_ms,
+            "rows": e.rows,
+            "inputs": e.inputs.decode() if e.inputs is not None else None,
+            "outputs": e.outputs.decode(),
+        }

@@ -1,0 +1,554 @@
+"""The prediction server: predictions, validation, routing, following revisions under load,
+logging and feedback, metrics, the CLI and real ``heron serve`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
+
+import heron
+from heron._cli import app as cli
+from heron._serving import PredictionServer, ServeOptions
+from heron._serving._batch import MicroBatcher
+from heron._serving._log import Entry, PredictionLogger
+from heron.testing import embedded_client, heron_settings, serve_in_thread
+
+PG_URL = os.environ.get("HERON_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="module")
+def data() -> Any:
+    return load_breast_cancer(return_X_y=True, as_frame=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(data: Any) -> tuple[Any, Any]:
+    X, y = data
+    return (
+        LogisticRegression(max_iter=5000).fit(X, y),
+        LogisticRegression(C=0.001, max_iter=5000).fit(X, y),
+    )
+
+
+def _register(client: heron.Client, data: Any, fitted: tuple[Any, Any]) -> None:
+    X, _ = data
+    for model in fitted:
+        client.log_model(model, "cancer-clf", input_example=X.head(3))
+    client.set_alias("cancer-clf", "champion", 1)
+    client.set_alias("cancer-clf", "challenger", 2)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, data: Any, fitted: Any) -> Iterator[Any]:
+    """One embedded store with ``cancer-clf`` versions 1 and 2 for the module; each test
+    creates its own endpoint."""
+    settings = heron_settings(tmp_path_factory.mktemp("serving"))
+    client = embedded_client(settings)
+    _register(client, data, fitted)
+    yield client
+    client.close()
+
+
+_names = iter(range(10_000))
+
+
+@pytest.fixture
+def endpoint(store: heron.Client) -> str:
+    name = f"ep-{next(_names)}"
+    store.create_endpoint(name, ["cancer-clf@champion"])
+    return name
+
+
+@contextlib.contextmanager
+def running(client: heron.Client, name: str, **options: Any) -> Iterator[tuple[str, Any]]:
+    opts = {"poll_interval": 0.05, "log_interval": 0.05, **options}
+    server = PredictionServer(client, ServeOptions(name, **opts))
+    server.start()
+    try:
+        with serve_in_thread(server) as url:
+            yield url, server
+    finally:
+        server.close()
+
+
+def _records(X: Any, n: int = 1, start: int = 0) -> list[dict[str, float]]:
+    return X.iloc[start : start + n].to_dict(orient="records")
+
+
+def test_predict_records_and_split(store: heron.Client, endpoint: str, data: Any, fitted: Any):
+    X, _ = data
+    with running(store, endpoint) as (url, _):
+        r = httpx.post(f"{url}/predict", json={"instances": _records(X, 5)})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["predictions"] == fitted[0].predict(X.head(5)).tolist()
+        assert body["model_version"] == "1"
+        assert len(body["request_id"]) == 32 and r.headers["x-request-id"] == body["request_id"]
+        split = {"columns": list(X.columns), "data": X.head(5).to_numpy().tolist()}
+        r = httpx.post(f"{url}/predict", json={"dataframe_split": split})
+        assert r.json()["predictions"] == body["predictions"]
+
+
+BAD_BODIES = [
+    (b"not json", "body"),
+    (b'["a list"]', "instances"),
+    (b'{"rows": []}', "instances"),
+    (b'{"instances": []}', "instances"),
+    (b'{"instances": [1, 2]}', "instances"),
+    (b'{"instances": [{"mean radius": 1.0}]}', "mean texture"),
+    (b'{"dataframe_split": {"columns": ["a"], "data": [[1, 2]]}}', "dataframe_split"),
+    (b'{"dataframe_split": {"columns": "a", "data": [[1]]}}', "dataframe_split"),
+    (b'{"instances": [{"x": 1}]} trailing', "body"),
+    (b'{"instances": [{"mean radius": 1e400}]}', "body"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    BAD_BODIES,
+    ids=[
+        "not-json",
+        "not-an-object",
+        "no-instances",
+        "empty-instances",
+        "instances-not-records",
+        "missing-column",
+        "ragged-split",
+        "split-columns-not-list",
+        "trailing-garbage",
+        "number-too-large",
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(
+    store: heron.Client, endpoint: str, body: bytes, field: str
+) -> None:
+    with running(store, endpoint, log_predictions=False) as (url, _):
+        r = httpx.post(f"{url}/predict", content=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("12.5", "string"), (None, "missing"), (True, "boolean"), ([1, 2], "mixed"), ({}, "mixed")],
+    ids=["string", "null", "boolean", "list", "object"],
+)
+def test_bad_values_are_422_naming_the_column(
+    store: heron.Client, endpoint: str, data: Any, value: Any, problem: str
+) -> None:
+    X, _ = data
+    rows = _records(X, 2)
+    rows[1]["mean area"] = value
+    with running(store, endpoint, log_predictions=False) as (url, _):
+        r = httpx.post(f"{url}/predict", json={"instances": rows})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == "mean area"
+
+
+def test_limits_methods_and_routes(store: heron.Client, endpoint: str, data: Any) -> None:
+    X, _ = data
+    with running(store, endpoint, max_body_bytes=2000) as (url, _):
+        r = httpx.post(f"{url}/predict", json={"instances": _records(X, 10)})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+        def chunks() -> Iterator[bytes]:  # no content-length: the limit still holds
+            yield b'{"instances": ['
+            yield b" " * 5000
+            yield b"]}"
+
+        assert httpx.post(f"{url}/predict", content=chunks()).status_code == 413
+        assert httpx.get(f"{url}/predict").status_code == 405
+        assert httpx.get(f"{url}/nowhere").status_code == 404
+
+
+def test_health_and_metrics(store: heron.Client, endpoint: str, data: Any) -> None:
+    X, _ = data
+    with running(store, endpoint) as (url, _):
+        assert httpx.get(f"{url}/health/live").status_code == 200
+        ready = httpx.get(f"{url}/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["versions"] == ["cancer-clf/1"] and ready.json()["revision"] == 1
+        httpx.post(f"{url}/predict", json={"instances": _records(X)})
+        httpx.post(f"{url}/predict", content=b"{}")
+        text = httpx.get(f"{url}/metrics").text
+    for expected in [
+        f'heron_requests_total{{endpoint="{endpoint}",model="cancer-clf",'
+        'status="200",version="1"} 1.0',
+        'status="422"',
+        "heron_request_latency_seconds_bucket",
+        "heron_requests_in_flight",
+        f'heron_model_load_seconds{{endpoint="{endpoint}",model="cancer-clf",version="1"}}',
+        "heron_prediction_log_dropped_total",
+        "heron_prediction_log_queue",
+        f'heron_endpoint_revision{{endpoint="{endpoint}"}} 1.0',
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    ]:
+        assert expected in text
+
+
+def test_predictions_are_logged_and_feedback_joins(
+    store: heron.Client, endpoint: str, data: Any
+) -> None:
+    X, _ = data
+    with running(store, endpoint) as (url, _):
+        ids = [
+            httpx.post(f"{url}/predict", json={"instances": _records(X, 2, i)}).json()["request_id"]
+            for i in range(3)
+        ]
+        feedback = [{"request_id": i, "label": [1, 0]} for i in ids[:2]]
+        r = httpx.post(
+            f"{url}/feedback", json={"feedback": [*feedback, {"request_id": "nope", "label": 1}]}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json() == {"accepted": 2, "unknown": ["nope"]}
+        bad = httpx.post(f"{url}/feedback", json={"labels": []})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "feedback"
+    records = store.list_predictions(endpoint).items
+    assert [r.request_id for r in records] == ids
+    assert [r.label for r in records] == [[1, 0], [1, 0], None]
+    first = records[0]
+    assert (first.model, first.version, first.revision, first.rows) == ("cancer-clf", 1, 1, 2)
+    assert first.inputs == {"instances": _records(X, 2, 0)} and len(first.outputs) == 2
+    assert first.latency_ms > 0
+    frame = store.transport.services.predictions.prediction_frame(endpoint)
+    assert len(frame) == 6 and "mean radius" in frame and frame["label"].notna().sum() == 4
+
+
+def test_a_full_log_queue_drops_and_counts(store: heron.Client, endpoint: str, data: Any):
+    X, _ = data
+    with running(store, endpoint, log_capacity=2, log_interval=3600) as (url, server):
+        for _ in range(5):
+            assert httpx.post(f"{url}/predict", json={"instances": _records(X)}).status_code == 200
+        text = httpx.get(f"{url}/metrics").text
+        assert server.logger.dropped == 3
+    assert f'heron_prediction_log_dropped_total{{endpoint="{endpoint}"}} 3.0' in text
+    assert len(store.list_predictions(endpoint).items) == 2  # the queued ones, at close
+
+
+def test_logger_survives_a_failing_sink() -> None:
+    class Broken:
+        def write(self, rows: list[dict[str, Any]]) -> None:
+            raise OSError("disk full")
+
+    class Kept:
+        rows: list[dict[str, Any]] = []
+
+        def write(self, rows: list[dict[str, Any]]) -> None:
+            self.rows.extend(rows)
+
+    failed: list[int] = []
+    kept = Kept()
+    logger = PredictionLogger("ep", [Broken(), kept], on_error=failed.append)
+    for i in range(3):
+        logger.put(Entry(f"r{i}", 1, "m", 1, False, time.time(), 1.0, 1, None, b"[1]"))
+    logger.flush()
+    assert failed == [3] and [r["request_id"] for r in kept.rows] == ["r0", "r1", "r2"]
+
+
+def _wait_for(url: str, predicate: Any, what: str) -> dict[str, Any]:
+    """Poll /health/ready until ``predicate`` holds (a wait, not a timing assertion)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{url}/health/ready").json()
+        if predicate(state):
+            return state
+        time.sleep(0.02)
+    raise AssertionError(f"the server never reached {what}; last state {state}")
+
+
+def test_switches_and_rollbacks_under_load_fail_no_request(
+    store: heron.Client, endpoint: str, data: Any
+) -> None:
+    X, _ = data
+    body = json.dumps({"instances": _records(X, 3)}).encode()
+    stop = threading.Event()
+    failures: list[str] = []
+    versions: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        with httpx.Client() as http:
+            while not stop.is_set():
+                try:
+                    r = http.post(f"{url}/predict", content=body)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text}")
+                    continue
+                with lock:
+                    v = r.json()["model_version"]
+                    versions[v] = versions.get(v, 0) + 1
+
+    with running(store, endpoint) as (url, _):
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            for i in range(20):
+                if i % 2 == 0:
+                    ep = store.update_endpoint(endpoint, targets=[f"cancer-clf/{2 - i % 4 // 2}"])
+                else:
+                    ep = store.rollback_endpoint(endpoint)
+                _wait_for(
+                    url, lambda s, r=ep.revision: s["revision"] == r, f"revision {ep.revision}"
+                )
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    assert failures == []
+    assert set(versions) == {"1", "2"} and sum(versions.values()) > 20
+
+
+def test_alias_moves_are_followed(store: heron.Client, data: Any, fitted: Any) -> None:
+    X, _ = data
+    store.set_alias("cancer-clf", "canary", 1)
+    store.create_endpoint("follows-alias", ["cancer-clf@canary"])
+    with running(store, "follows-alias") as (url, _):
+        store.set_alias("cancer-clf", "canary", 2)
+        _wait_for(url, lambda s: s["versions"] == ["cancer-clf/2"], "version 2")
+        r = httpx.post(f"{url}/predict", json={"instances": _records(X, 4)})
+        assert r.json()["model_version"] == "2"
+        assert r.json()["predictions"] == fitted[1].predict(X.head(4)).tolist()
+
+
+def test_weighted_and_sticky_routing(store: heron.Client, data: Any) -> None:
+    X, _ = data
+    name = f"ab-{next(_names)}"
+    store.create_endpoint(name, ["cancer-clf/1:1", "cancer-clf/2:1"])
+    body = {"instances": _records(X)}
+    with running(store, name, log_predictions=False) as (url, _), httpx.Client() as http:
+        seen = {http.post(f"{url}/predict", json=body).json()["model_version"] for _ in range(60)}
+        assert seen == {"1", "2"}
+        store.update_endpoint(name, sticky="header:x-user")
+        _wait_for(url, lambda s: s["revision"] == 2, "revision 2")
+        by_user = {}
+        for user in [f"user-{i}" for i in range(30)]:
+            answers = {
+                http.post(f"{url}/predict", json=body, headers={"x-user": user}).json()[
+                    "model_version"
+                ]
+                for _ in range(3)
+            }
+            assert len(answers) == 1, user
+            by_user[user] = answers.pop()
+        assert set(by_user.values()) == {"1", "2"}
+
+
+def test_sticky_by_input_column(store: heron.Client, data: Any) -> None:
+    X, _ = data
+    name = f"col-{next(_names)}"
+    store.create_endpoint(name, ["cancer-clf/1:1", "cancer-clf/2:1"], sticky="column:customer")
+    with running(store, name, log_predictions=False) as (url, _), httpx.Client() as http:
+        seen = set()
+        for customer in range(20):
+            rows = [{**_records(X)[0], "customer": customer}]
+            answers = {
+                http.post(f"{url}/predict", json={"instances": rows}).json()["model_version"]
+                for _ in range(3)
+            }
+            assert len(answers) == 1
+            seen |= answers
+        assert seen == {"1", "2"}
+
+
+def test_shadow_answers_are_logged_not_returned(store: heron.Client, data: Any) -> None:
+    X, _ = data
+    name = f"shadow-{next(_names)}"
+    store.create_endpoint(name, ["cancer-clf/1"], shadow=["cancer-clf@challenger"])
+    with running(store, name) as (url, _):
+        r = httpx.post(f"{url}/predict", json={"instances": _records(X, 2)})
+        assert r.json()["model_version"] == "1"
+    records = store.list_predictions(name).items
+    assert sorted((x.version, x.shadow) for x in records) == [(1, False), (2, True)]
+    assert {x.request_id for x in records} == {r.json()["request_id"]}
+
+
+def test_micro_batching_answers_each_request(store: heron.Client, data: Any, fitted: Any):
+    X, _ = data
+    name = f"batch-{next(_names)}"
+    store.create_endpoint(name, ["cancer-clf/1"])
+    expected = fitted[0].predict(X.head(40)).tolist()
+    answers: dict[int, list[int]] = {}
+
+    def ask(i: int) -> None:
+        with httpx.Client() as http:
+            for j in range(i, 40, 8):
+                r = http.post(f"{url}/predict", json={"instances": _records(X, 1, j)})
+                answers[j] = r.json()["predictions"]
+
+    with running(store, name, batch_wait_ms=2, log_predictions=False) as (url, _):
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [answers[j][0] for j in range(40)] == expected
+
+
+def test_micro_batcher_predicts_concurrent_requests_in_one_call() -> None:
+    class Model:
+        calls: list[int] = []
+
+        def predict_prepared(self, prepared: Any) -> Any:
+            self.calls.append(len(prepared))
+            return prepared[:, 0] * 10
+
+    model = Model()
+
+    async def main() -> list[Any]:
+        batcher = MicroBatcher(model, wait=0.01, max_rows=100)  # type: ignore[arg-type]
+        parts = [np.full((n, 2), float(n)) for n in (1, 2, 3)]
+        return await asyncio.gather(*(batcher.predict(p, len(p)) for p in parts))
+
+    results = asyncio.run(main())
+    assert model.calls == [6]
+    assert [r.tolist() for r in results] == [[10.0], [20.0, 20.0], [30.0, 30.0, 30.0]]
+
+
+def test_endpoint_cli(tmp_path: Path, data: Any, fitted: Any) -> None:
+    _register(heron.Client(), data, fitted)
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "revision 1" in run("endpoints", "create", "cancer", "--model", "cancer-clf@champion")
+    out = run(
+        "endpoints", "update", "cancer", "-m", "cancer-clf@champion:90", "-m",
+        "cancer-clf@challenger:10", "--shadow", "cancer-clf/2", "--comment", "canary",
+    )  # fmt: skip
+    assert "revision 2" in out and "(90)" in out and "shadow: cancer-clf/2" in out
+    assert "revision 3" in run("endpoints", "rollback", "cancer")
+    shown = json.loads(run("endpoints", "show", "cancer", "--json"))
+    assert shown["revision"] == 3 and shown["targets"][0]["weight"] == 100
+    history = json.loads(run("endpoints", "show", "cancer", "--revisions", "--json"))
+    assert [h["action"] for h in history] == ["create", "update", "rollback"]
+    assert [e["name"] for e in json.loads(run("endpoints", "list", "--json"))] == ["cancer"]
+    missing = runner.invoke(cli, ["endpoints", "create", "x", "--model", "nope@champion"])
+    assert missing.exit_code == 3 and "nope" in missing.output
+
+
+def _wait_until_logged(client: heron.Client, endpoint: str, ids: set[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not ids <= {r.request_id for r in client.list_predictions(endpoint).items}:
+        if time.monotonic() > deadline:
+            raise AssertionError("the predictions were never logged")
+        time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def heron_serve(
+    endpoint: str, env: dict[str, str], *args: str, cwd: Path | None = None
+) -> Iterator[str]:
+    """``heron serve`` as a real process; yields its URL once /health/ready answers 200."""
+    port = _free_port()
+    heron_command = str(Path(sys.executable).parent / "heron")
+    command = [heron_command, "serve", endpoint, "--port", str(port), *args]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(process.stdout.read().decode() if process.stdout else "")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health/ready").status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError("heron serve never became ready")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_heron_serve_process_with_workers(tmp_path: Path, data: Any, fitted: Any) -> None:
+    X, _ = data
+    client = heron.Client()
+    _register(client, data, fitted)
+    client.create_endpoint("cancer", ["cancer-clf@champion"])
+    with heron_serve("cancer", {}, "--workers", "2", cwd=tmp_path) as url, httpx.Client() as http:
+        answers = [
+            http.post(f"{url}/predict", json={"instances": _records(X, 1, i)}).json()
+            for i in range(10)
+        ]
+        assert {a["model_version"] for a in answers} == {"1"}
+        assert "# TYPE heron_requests_total counter" in http.get(f"{url}/metrics").text
+
+
+@pytest.mark.postgres
+def test_two_replicas_share_one_postgres_store(tmp_path: Path, data: Any, fitted: Any) -> None:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need HERON_TEST_POSTGRES_URL")
+    from heron.testing import postgres_schema
+
+    X, _ = data
+    with postgres_schema(PG_URL) as db_url:
+        settings = heron_settings(tmp_path, db_url)
+        client = embedded_client(settings)
+        _register(client, data, fitted)
+        client.create_endpoint("cancer", ["cancer-clf@champion"])
+        env = {"HERON_DB_URL": db_url, "HERON_ARTIFACTS": settings.resolved_artifacts}
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        with (
+            heron_serve("cancer", env, cwd=tmp_path / "a") as a,
+            heron_serve("cancer", env, cwd=tmp_path / "b") as b,
+        ):
+            ids = {
+                url: [
+                    httpx.post(f"{url}/predict", json={"instances": _records(X, 1, i)}).json()[
+                        "request_id"
+                    ]
+                    for i in range(5)
+                ]
+                for url in (a, b)
+            }
+            client.update_endpoint("cancer", targets=["cancer-clf/2"])
+            for url in (a, b):
+                _wait_for(url, lambda s: s["versions"] == ["cancer-clf/2"], "version 2")
+            _wait_until_logged(client, "cancer", set(ids[a]))
+            feedback = {"feedback": [{"request_id": ids[a][0], "label": 1}]}
+            r = httpx.post(f"{b}/feedback", json=feedback)
+            assert r.json() == {"accepted": 1, "unknown": []}
+        logged = {r.request_id for r in client.list_predictions("cancer").items}
+        assert set(ids[a]) <= logged and set(ids[b]) <= logged
+        client.close()
