@@ -27,6 +27,7 @@ SERVICE_CLASSES = {
     "deployments": "heron._deployments:DeploymentService",
     "predictions": "heron._predictions:PredictionService",
     "pipelines": "heron._pipelines._service:PipelineService",
+    "monitoring": "heron._monitoring._service:MonitoringService",
 }
 
 
@@ -153,6 +154,38 @@ OPERATIONS: dict[str, Operation] = {
         _op("log_predictions", "POST", "/predictions", "predictions", "edit", 201),
         _op("list_predictions", "GET", "/endpoints/{endpoint}/predictions", "predictions", "read"),
         _op("log_feedback", "POST", "/endpoints/{endpoint}/feedback", "predictions", "edit"),
+        # monitoring: monitors, checks per window, live checks, operations
+        _op("create_monitor", "POST", "/monitors", "monitoring", "edit", 201),
+        _op("list_monitors", "GET", "/monitors", "monitoring", "read"),
+        _op("get_monitor", "GET", "/monitors/{name}", "monitoring", "read"),
+        _op("update_monitor", "PATCH", "/monitors/{name}", "monitoring", "edit"),
+        _op("delete_monitor", "DELETE", "/monitors/{name}", "monitoring", "edit", 204),
+        _op("get_monitor_reference", "GET", "/monitors/{name}/reference", "monitoring", "read"),
+        _op("record_monitor_check", "POST", "/monitors/{name}/checks", "monitoring", "edit", 201),
+        _op("list_monitor_checks", "GET", "/monitors/{name}/checks", "monitoring", "read"),
+        _op("get_monitor_check", "GET", "/monitors/{name}/checks/{check_id}", "monitoring", "read"),
+        _op("run_monitor", "POST", "/monitors/{name}/run", "monitoring", "edit"),
+        _op(
+            "record_heartbeat",
+            "POST",
+            "/endpoints/{endpoint}/heartbeats/{instance}",
+            "monitoring",
+            "edit",
+        ),
+        _op(
+            "stop_serving_instance",
+            "DELETE",
+            "/endpoints/{endpoint}/heartbeats/{instance}",
+            "monitoring",
+            "edit",
+            204,
+        ),
+        _op("list_serving_instances", "GET", "/serving-instances", "monitoring", "read"),
+        _op("check_heartbeats", "POST", "/serving-instances/check", "monitoring", "edit"),
+        _op("list_monitor_events", "GET", "/monitor-events", "monitoring", "read"),
+        _op("get_series", "GET", "/series", "monitoring", "read"),
+        _op("find_anomalies", "GET", "/anomalies", "monitoring", "read"),
+        _op("utilisation_report", "GET", "/utilisation", "monitoring", "read"),
         # pipelines (they execute in the caller's process; the server only records them)
         _op("create_pipeline_run", "POST", "/pipeline-runs", "pipelines", "edit", 201),
         _op("list_pipeline_runs", "GET", "/pipeline-runs", "pipelines", "read"),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from heron._audit import AuditService
     from heron._datasets import DatasetService
     from heron._deployments import DeploymentService
+    from heron._monitoring._service import MonitoringService
     from heron._pipelines._service import PipelineService
     from heron._predictions import PredictionService
     from heron._registry import RegistryService
@@ -101,6 +102,12 @@ class Services:
         from heron._predictions import PredictionService
 
         return PredictionService(self)
+
+    @cached_property
+    def monitoring(self) -> MonitoringService:
+        from heron._monitoring._service import MonitoringService
+
+        return MonitoringService(self)
 
     @cached_property
     def pipelines(self) -> PipelineService:

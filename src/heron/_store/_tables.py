@@ -426,3 +426,81 @@ security_signals = Table(
     Column("last_seen", Millis, nullable=False),
     Index(None, "window_start"),
 )
+
+
+# --- monitoring (migration 0003_monitoring) ---------------------------------------------
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("spec", JSON, nullable=False),  # the Monitor entity's settings, less what is below
+    Column("reference_profile", JSON, nullable=False),
+    Column("reference_predictions", JSON),
+    Column("reference_performance", JSON),
+    Column("live_cursor", JSON),  # {"time": ms, "log_id": n}: serving logs checked so far
+    Column("created_at", Millis, nullable=False),
+    Column("created_by", String(200), nullable=False, default=""),
+    Column("updated_at", Millis, nullable=False),
+)
+
+# One row per window (and per model version, for live traffic) of a monitor.
+monitor_checks = Table(
+    "monitor_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id", ondelete="CASCADE"), nullable=False),
+    Column("window_start", Millis, nullable=False),
+    Column("window_end", Millis, nullable=False),
+    Column("source", String(10), nullable=False),
+    Column("model", String(200)),
+    Column("version", Integer),
+    Column("rows", Integer, nullable=False),
+    Column("drift_share", Float, nullable=False),
+    Column("drifted", Boolean, nullable=False),
+    Column("result", JSON, nullable=False),  # the CheckResult entity
+    Column("profile", JSON, nullable=False),  # the window's feature profile (mergeable)
+    Column("prediction_profile", JSON),
+    Column("created_at", Millis, nullable=False),
+    Index(None, "monitor_id", "window_start"),
+)
+
+# Prediction servers' heartbeats: one row per running server process.
+serving_instances = Table(
+    "serving_instances",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("instance", String(100), primary_key=True),
+    Column("host", String(200), nullable=False, default=""),
+    Column("pid", Integer),
+    Column("status", String(10), nullable=False),  # up, down
+    Column("started_at", Millis, nullable=False),
+    Column("last_seen", Millis, nullable=False),
+    Column("interval", Float, nullable=False),
+    Column("stats", JSON, nullable=False),
+)
+
+# Resource and traffic samples sent with heartbeats: the operations series.
+serving_samples = Table(
+    "serving_samples",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("instance", String(100), nullable=False),
+    Column("time", Millis, nullable=False),
+    Column("stats", JSON, nullable=False),
+    Index(None, "endpoint", "time"),
+)
+
+# Operational events: a server went down (missed heartbeats) or came back up.
+monitor_events = Table(
+    "monitor_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(30), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("time", Millis, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index(None, "kind", "time"),
+)
