@@ -41,13 +41,16 @@ def canonical(value: Any) -> str:
 
 
 def library_versions(names: tuple[str, ...]) -> dict[str, str]:
-    versions = {}
-    for name in (*names, "heron"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return {name: installed_version(name) for name in (*names, "heron")}
+
+
+@functools.cache
+def installed_version(name: str) -> str:
+    """Read once per process: what is imported cannot change version under a running run."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 # --- code digest ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from heron._pipelines._entities import (
 )
 from heron._services import Service, check_limit, next_token, page_offset
 from heron._store import _tables as t
-from heron._store._sql import insert_unique
+from heron._store._sql import insert_unique, upsert
 
 _TRACKING_STATUS = {
     PipelineRunStatus.SUCCEEDED: RunStatus.FINISHED,
@@ -199,20 +199,16 @@ class PipelineService(Service):
                 raise NotFound(f"pipeline run {run_id} has no step {step.name!r}", field="name")
             if step.status == StepStatus.SUCCEEDED:
                 _write_lineage(conn, run_id, step)
+                _record_outputs(conn, tracking_id, step)
         if step.status == StepStatus.SUCCEEDED:
-            self._mirror_to_tracking(tracking_id, step)
+            self._log_step_metrics(tracking_id, step)
 
-    def _mirror_to_tracking(self, tracking_id: str, step: StepRun) -> None:
-        tracking = self.services.tracking
+    def _log_step_metrics(self, tracking_id: str, step: StepRun) -> None:
         points = [MetricPoint(key=k, value=v) for k, v in step.metrics.items()]
         if step.duration is not None and not step.cached:
             points.append(MetricPoint(key=f"steps/{step.name}/seconds", value=step.duration))
         if points:
-            tracking.log_metrics(tracking_id, points)
-        for out in step.outputs:
-            tracking.record_artifact(
-                tracking_id, f"steps/{step.name}/{out.name}", out.digest, 0, is_folder=True
-            )
+            self.services.tracking.log_metrics(tracking_id, points)
 
     def find_cached_step(self, cache_key: str) -> StepRun | None:
         """The newest succeeded step run with this cache key, if any."""
@@ -394,6 +390,21 @@ def _write_lineage(conn: Connection, run_id: str, step: StepRun) -> None:
     ]
     if rows:
         conn.execute(insert(table), rows)
+
+
+def _record_outputs(conn: Connection, tracking_id: str, step: StepRun) -> None:
+    """Each output is an artifact of the tracking run, ``steps/<step>/<output>``."""
+    rows = [
+        {
+            "run_id": tracking_id,
+            "path": f"steps/{step.name}/{out.name}",
+            "digest": out.digest,
+            "size": 0,
+            "is_folder": True,
+        }
+        for out in step.outputs
+    ]
+    upsert(conn, t.run_artifacts, rows, ["run_id", "path"], ["digest", "size", "is_folder"])
 
 
 def _param_text(value: Any) -> str:
