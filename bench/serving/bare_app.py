@@ -2,8 +2,8 @@
 validation, routing, metrics or logging. Run: uvicorn bare_app:app (MODEL_DIR names the
 Heron model folder whose raw estimator it calls)."""
 
+import copy
 import os
-import warnings
 
 import numpy as np
 import orjson
@@ -11,9 +11,10 @@ import orjson
 from heron._models import load_model
 
 _loaded = load_model(os.environ["MODEL_DIR"])
-_model = _loaded.raw
 _columns = _loaded.signature.column_names
-warnings.filterwarnings("ignore", message="X does not have valid feature names")
+# Fitted on a DataFrame: a copy without feature names takes arrays without a warning per call.
+_model = copy.copy(_loaded.raw)
+del _model.feature_names_in_
 
 
 async def app(scope, receive, send):

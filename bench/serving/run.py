@@ -1,0 +1,358 @@
+"""Serving benchmark: Heron vs ``mlflow models serve`` vs a bare ASGI app (the floor).
+
+Every server serves the same scikit-learn model (LogisticRegression on breast_cancer) with
+one worker; load comes from wrk in a separate process, at 8 and 64 connections, with 1-row
+and 100-row requests. Heron runs with prediction logging on and off. Reported: requests/s,
+p50 and p99 latency, resident memory after the runs and time to ready. The printed table is
+written to bench/serving/RESULTS.md with the command that made it.
+
+    .venv/bin/python bench/serving/run.py                # everything (~5 min, more at first)
+    .venv/bin/python bench/serving/run.py --duration 5 --skip-mlflow
+
+Needs: wrk (installed with apt-get when missing) and MLflow from PyPI in its own venv,
+bench/.venv-mlflow (created on first run). When two CPUs or more are present, servers are
+pinned to CPU 0 and wrk to CPU 1 so the load generator does not steal the server's core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+WORK = ROOT / "bench" / "results" / "serving"
+MLFLOW_VENV = ROOT / "bench" / ".venv-mlflow"
+VENV_BIN = Path(sys.executable).parent
+MLFLOW_SPEC = "mlflow>=3.0"
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    health: str  # path answering 200 when ready
+    body_format: str  # "instances" or "dataframe_split"
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+
+@dataclass
+class Result:
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+
+
+# --- setup -------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk (apt-get) ...", flush=True)
+    if subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True).returncode:
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def ensure_mlflow() -> Path:
+    mlflow = MLFLOW_VENV / "bin" / "mlflow"
+    if not mlflow.exists():
+        print(f"creating {MLFLOW_VENV} with {MLFLOW_SPEC} (first run only) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+        pip = [str(MLFLOW_VENV / "bin" / "pip"), "install", "-q"]
+        subprocess.run([*pip, MLFLOW_SPEC, "scikit-learn", "pandas"], check=True)
+    return mlflow
+
+
+def write_bodies() -> dict[tuple[str, int], Path]:
+    from sklearn.datasets import load_breast_cancer
+
+    X, _ = load_breast_cancer(return_X_y=True, as_frame=True)
+    bodies = {}
+    for rows in (1, 100):
+        part = X.head(rows)
+        forms = {
+            "instances": {"instances": part.to_dict(orient="records")},
+            "dataframe_split": {
+                "dataframe_split": {"columns": list(X.columns), "data": part.to_numpy().tolist()}
+            },
+        }
+        for form, payload in forms.items():
+            path = WORK / f"body-{form}-{rows}.json"
+            path.write_text(json.dumps(payload))
+            bodies[(form, rows)] = path
+    return bodies
+
+
+def prepare_heron(home: Path) -> Path:
+    """A Heron store with cancer-clf@champion behind endpoint ``cancer``; returns the model
+    folder (the bare app loads the same files)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    import heron
+
+    shutil.rmtree(home, ignore_errors=True)
+    client = heron.Client(settings=heron.Settings(home=home))
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=5000).fit(X, y)
+    mv = client.log_model(model, "cancer-clf", input_example=X.head(3))
+    client.set_alias("cancer-clf", "champion", mv.version)
+    client.create_endpoint("cancer", ["cancer-clf@champion"])
+    folder = client.model_folder(mv)
+    client.close()
+    return folder
+
+
+def prepare_mlflow(mlflow: Path) -> Path:
+    out = WORK / "mlflow-model"
+    python = mlflow.parent / "python"
+    subprocess.run([str(python), str(HERE / "mlflow_model.py"), str(out)], check=True)
+    return out
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(command: list[str], cpu: int) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu), *command]
+    return command
+
+
+@contextlib.contextmanager
+def started(server: Server, port: int) -> Iterator[tuple[psutil.Process, float]]:
+    """Start a server; yield it and the seconds it took to answer its health check."""
+    command = [part.replace("{port}", str(port)) for part in server.command]
+    began = time.perf_counter()
+    log = open(WORK / f"{server.name}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        pinned(command, 0),
+        env={**os.environ, **server.env},
+        cwd=server.cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}{server.health}"
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{server.name} exited; see {log.name}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            if time.perf_counter() - began > 180:
+                raise RuntimeError(f"{server.name} never became ready")
+            time.sleep(0.02)
+        yield psutil.Process(process.pid), time.perf_counter() - began
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+        log.close()
+
+
+def rss_mb(process: psutil.Process) -> float:
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total / 2**20
+
+
+def run_wrk(wrk: str, url: str, body: Path, connections: int, duration: float) -> Result:
+    command = pinned(
+        [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s",
+         str(HERE / "post.lua"), url, "--", str(body)],
+        1,
+    )  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    fields = dict(part.split("=") for part in line.split()[1:])
+    return Result(
+        rps=float(fields["rps"]),
+        p50=float(fields["p50"]),
+        p99=float(fields["p99"]),
+        errors=int(fields["errors"]) + int(fields["non2xx"]),
+    )
+
+
+def bench_server(
+    server: Server, wrk: str, bodies: dict[tuple[str, int], Path], args: argparse.Namespace
+) -> dict[str, object]:
+    port = free_port()
+    path = "/invocations" if server.name == "mlflow" else "/predict"
+    url = f"http://127.0.0.1:{port}{path}"
+    results: dict[tuple[int, int], Result] = {}
+    with started(server, port) as (process, ready):
+        print(f"{server.name}: ready in {ready:.2f}s", flush=True)
+        for rows in (1, 100):
+            body = bodies[(server.body_format, rows)]
+            r = httpx.post(
+                url, content=body.read_bytes(), headers={"content-type": "application/json"}
+            )
+            if r.status_code != 200:
+                raise RuntimeError(f"{server.name} answered {r.status_code}: {r.text[:300]}")
+            for connections in (8, 64):
+                run_wrk(wrk, url, body, connections, args.warmup)
+                result = run_wrk(wrk, url, body, connections, args.duration)
+                results[(rows, connections)] = result
+                print(
+                    f"  {rows:>3} rows, {connections:>2} conns: {result.rps:8.0f} req/s  "
+                    f"p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms  errors {result.errors}",
+                    flush=True,
+                )
+        memory = rss_mb(process)
+    return {"ready": ready, "rss": memory, "results": results}
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def report(runs: dict[str, dict], command: str, seconds: float) -> str:
+    names = list(runs)
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; load average before the run: "
+        f"{os.getloadavg()[0]:.1f}. {seconds:.0f} s of wrk per cell, one worker per server.",
+        "",
+        "| rows | conns | " + " | ".join(f"{n} req/s · p50 · p99 (ms)" for n in names) + " |",
+        "|---:|---:|" + "---|" * len(names),
+    ]
+    for rows in (1, 100):
+        for conns in (8, 64):
+            cells = []
+            for name in names:
+                r = runs[name]["results"][(rows, conns)]
+                cells.append(
+                    f"{r.rps:,.0f} · {r.p50:.2f} · {r.p99:.2f}"
+                    + (f" ({r.errors} errors)" if r.errors else "")
+                )
+            lines.append(f"| {rows} | {conns} | " + " | ".join(cells) + " |")
+    lines += ["", "| server | resident memory (MB) | ready (s) |", "|---|---:|---:|"]
+    for name in names:
+        lines.append(f"| {name} | {runs[name]['rss']:.0f} | {runs[name]['ready']:.2f} |")
+    lines += ["", *ratios(runs)]
+    return "\n".join(lines)
+
+
+def ratios(runs: dict[str, dict]) -> list[str]:
+    out = [
+        "| ratio | 1 row · 8 | 1 row · 64 | 100 rows · 8 | 100 rows · 64 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def row(label: str, fn) -> None:  # type: ignore[no-untyped-def]
+        cells = []
+        for rows in (1, 100):
+            for conns in (8, 64):
+                try:
+                    cells.append(f"{fn(rows, conns):.2f}")
+                except KeyError:
+                    cells.append("-")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    def res(name: str, rows: int, conns: int) -> Result:
+        return runs[name]["results"][(rows, conns)]
+
+    row(
+        "Heron / bare ASGI, throughput",
+        lambda r, c: res("heron", r, c).rps / res("bare-asgi", r, c).rps,
+    )
+    if "mlflow" in runs:
+        row(
+            "Heron / MLflow, throughput",
+            lambda r, c: res("heron", r, c).rps / res("mlflow", r, c).rps,
+        )
+        row("Heron p99 / MLflow p99", lambda r, c: res("heron", r, c).p99 / res("mlflow", r, c).p99)
+    row(
+        "logging cost (1 - on/off)",
+        lambda r, c: 1 - res("heron", r, c).rps / res("heron-no-log", r, c).rps,
+    )
+    if "mlflow" in runs:
+        out.append("")
+        out.append(
+            f"Resident memory Heron / MLflow: {runs['heron']['rss'] / runs['mlflow']['rss']:.2f}"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
+    parser.add_argument("--skip-mlflow", action="store_true", help="leave MLflow out")
+    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    wrk = ensure_wrk()
+    bodies = write_bodies()
+    home = WORK / "heron-home"
+    model_folder = prepare_heron(home)
+    heron_env = {"HERON_HOME": str(home)}
+    servers = [
+        Server("bare-asgi", [str(VENV_BIN / "uvicorn"), "bare_app:app", "--port", "{port}",
+               "--log-level", "warning", "--no-access-log"], "/health", "instances",
+               env={"MODEL_DIR": str(model_folder)}, cwd=HERE),
+        Server("heron", [str(VENV_BIN / "heron"), "serve", "cancer", "--port", "{port}"],
+               "/health/ready", "instances", env=heron_env),
+        Server("heron-no-log", [str(VENV_BIN / "heron"), "serve", "cancer", "--port", "{port}",
+               "--no-log"], "/health/ready", "instances", env=heron_env),
+    ]  # fmt: skip
+    if not args.skip_mlflow:
+        mlflow = ensure_mlflow()
+        model = prepare_mlflow(mlflow)
+        servers.append(
+            Server(
+                "mlflow",
+                [str(mlflow), "models", "serve", "-m", str(model), "--env-manager", "local",
+                 "-h", "127.0.0.1", "-p", "{port}"],
+                "/health",
+                "dataframe_split",
+            )
+        )  # fmt: skip
+    runs = {s.name: bench_server(s, wrk, bodies, args) for s in servers}
+    command = "python bench/serving/run.py " + " ".join(sys.argv[1:])
+    table = report(runs, command, args.duration)
+    print("\n" + table)
+    if not args.no_write:
+        (HERE / "RESULTS.md").write_text(
+            "# Serving benchmark results\n\n"
+            f"Command: `{command.strip()}` (from the repository root, with the project's venv)\n\n"
+            + table
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
