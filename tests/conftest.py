@@ -20,6 +20,7 @@ from heron._settings import Settings
 from heron._store._db import MetadataStore
 from heron._transport import HttpTransport
 from heron.testing import (
+    admin_token,
     embedded_client,
     heron_settings,
     migrated_sqlite,
@@ -109,7 +110,8 @@ def client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[heron
     app, url = request.getfixturevalue("http_server")
     services = Services(settings)
     app.state.services = services
-    c = heron.Client(url=url, settings=settings, transport=HttpTransport(url))
+    token = admin_token(services)  # the server requires a token, as `heron server` does
+    c = heron.Client(url=url, settings=settings, transport=HttpTransport(url, token=token))
     yield c
     c.close()
     services.close()

@@ -23,13 +23,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from heron import __version__
 from heron._api import API_PREFIX, OPERATIONS, Operation
 from heron._errors import HeronError, InvalidInput
+from heron._security._middleware import SecurityOptions
 from heron._services import Caller, Services
 
 MAX_JSON_BODY = 64 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(
+    services: Services, *, auth: bool = True, security: SecurityOptions | None = None
+) -> FastAPI:
+    """The REST app. ``auth=False`` serves everyone as ``anonymous`` (``--no-auth``)."""
     app = FastAPI(
         title="Heron",
         version=__version__,
@@ -43,12 +47,25 @@ def create_app(services: Services) -> FastAPI:
         _add_operation(router, op)
     _add_blob_routes(router)
 
-    @router.get("/health", tags=["health"])
+    @router.get("/health", tags=["health"], openapi_extra={"x-heron-permission": "public"})
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     app.include_router(router)
+    install_security(app, services, auth=auth, options=security)
     return app
+
+
+def install_security(
+    app: FastAPI, services: Services, *, auth: bool, options: SecurityOptions | None
+) -> None:
+    """Size limits, authentication and per-route permission checks, in one middleware."""
+    from heron._security._middleware import SecurityMiddleware, declare_docs_routes
+
+    if options is None:
+        options = SecurityOptions(max_upload=services.settings.max_upload_mb * 1024 * 1024)
+    declare_docs_routes(app)
+    app.add_middleware(SecurityMiddleware, fastapi_app=app, auth=auth, options=options)
 
 
 def request_services(request: Request) -> Services:
@@ -76,7 +93,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-        field = ".".join(loc) or None
+        # A JSON syntax error's loc holds a character offset, which is no field.
+        field = None if first.get("type") == "json_invalid" else ".".join(loc) or None
         return error_response(
             InvalidInput(f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field)
         )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from heron._pipelines._service import PipelineService
     from heron._predictions import PredictionService
     from heron._registry import RegistryService
+    from heron._security._service import SecurityService
     from heron._tracking import TrackingService
 
 
@@ -71,6 +72,12 @@ class Services:
         from heron._audit import AuditService
 
         return AuditService(self)
+
+    @cached_property
+    def security(self) -> SecurityService:
+        from heron._security._service import SecurityService
+
+        return SecurityService(self)
 
     @cached_property
     def tracking(self) -> TrackingService:

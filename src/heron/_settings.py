@@ -8,6 +8,11 @@
 - HERON_ADMIN_TOKEN: token of an admin the server makes sure exists at start
 - HERON_ALLOW_PICKLE: 0 refuses pickle-based model flavors altogether (default 1)
 - HERON_ENCRYPTION_KEY: Fernet key that encrypts artifacts at rest
+- HERON_AUTH: 0 runs ``heron server`` without authentication, like --no-auth (default 1)
+- HERON_SECRET_KEY: Fernet key(s), comma-separated, newest first, that encrypt secrets
+  kept in the database (default: a key file HOME/secret.key made on first use)
+- HERON_ALLOW_PRIVATE_WEBHOOKS: 1 lets webhooks target loopback/private addresses (default 0)
+- HERON_MAX_UPLOAD_MB: largest artifact upload the server accepts (default 10240)
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ class Settings:
     admin_token: str | None = None
     allow_pickle: bool = True
     encryption_key: str | None = None
+    auth: bool = True
+    secret_key: str | None = None
+    allow_private_webhooks: bool = False
+    max_upload_mb: int = 10240
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +50,11 @@ class Settings:
             admin_token=env.get("HERON_ADMIN_TOKEN") or None,
             allow_pickle=env.get("HERON_ALLOW_PICKLE", "1") not in ("0", "false", "no"),
             encryption_key=env.get("HERON_ENCRYPTION_KEY") or None,
+            auth=env.get("HERON_AUTH", "1") not in ("0", "false", "no"),
+            secret_key=env.get("HERON_SECRET_KEY") or None,
+            allow_private_webhooks=env.get("HERON_ALLOW_PRIVATE_WEBHOOKS", "0")
+            in ("1", "true", "yes"),
+            max_upload_mb=int(env.get("HERON_MAX_UPLOAD_MB") or 10240),
         )
 
     @property

@@ -37,8 +37,10 @@ def embedded_client(settings: Settings) -> Client:
 class _ServedClient(Client):
     """A client that also stops the server it talks to when closed."""
 
-    def __init__(self, settings: Settings, url: str, stop: contextlib.ExitStack) -> None:
-        super().__init__(url=url, settings=settings, transport=HttpTransport(url))
+    def __init__(
+        self, settings: Settings, url: str, stop: contextlib.ExitStack, token: str | None = None
+    ) -> None:
+        super().__init__(url=url, settings=settings, transport=HttpTransport(url, token=token))
         self._stop = stop
 
     def close(self) -> None:
@@ -46,16 +48,31 @@ class _ServedClient(Client):
         self._stop.close()
 
 
-def http_client(settings: Settings, services: Services | None = None) -> Client:
-    """A client talking HTTP to a real REST server on a free loopback port of this process."""
+def http_client(
+    settings: Settings, services: Services | None = None, *, auth: bool = True
+) -> Client:
+    """A client talking HTTP to a real REST server on a free loopback port of this process.
+
+    With ``auth`` (the default, like ``heron server``) the server requires a token and the
+    client holds an admin's, made for it (``admin_token(services)``)."""
     from heron._server import create_app
 
     stack = contextlib.ExitStack()
     if services is None:
         services = Services(settings)
         stack.callback(services.close)
-    url = stack.enter_context(serve_in_thread(create_app(services)))
-    return _ServedClient(settings, url, stack)
+    token = admin_token(services) if auth else None
+    url = stack.enter_context(serve_in_thread(create_app(services, auth=auth)))
+    return _ServedClient(settings, url, stack, token=token)
+
+
+def admin_token(services: Services) -> str:
+    """A new token of the store's ``admin`` user (created when missing)."""
+    from heron._security._service import new_token_secret
+
+    token = new_token_secret()
+    services.security.ensure_admin_token(token)
+    return token
 
 
 @contextlib.contextmanager
