@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from heron._client import Client
+from heron._monitoring._demo import monitor_drift
 
 console = Console()
 Chapter = Callable[[Client, dict[str, Any]], None]
@@ -47,7 +48,7 @@ def track_and_register(client: Client, state: dict[str, Any]) -> None:
     console.print(table)
 
 
-CHAPTERS: list[Chapter] = [track_and_register]
+CHAPTERS: list[Chapter] = [track_and_register, monitor_drift]
 
 
 def run_demo(client: Client | None = None) -> dict[str, Any]:

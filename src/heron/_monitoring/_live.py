@@ -6,7 +6,7 @@ once they hold ``size`` input rows. The monitor's cursor remembers how far the l
 Requests whose inputs the server did not sample count for performance only where a later
 refresh reads them; they are left out of profiles. Labels come from feedback (joined by
 request id); ``refresh_performance`` recomputes the realized figures of the live windows of
-the last ``LABEL_HORIZON`` whose labels arrived after they were checked.
+the ``LABEL_HORIZON`` before the newest one whose labels arrived after they were checked.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from heron._errors import HeronError
 from heron._monitoring._entities import Monitor, MonitorReference, WindowSummary
@@ -193,7 +193,11 @@ def refresh_performance(service: MonitoringService, conn: Connection, row: Any) 
 
     monitor = _monitor_entity(row)
     c = t.monitor_checks.c
-    since = t.now() - LABEL_HORIZON
+    live = (c.monitor_id == row["id"]) & (c.source == "live")
+    latest = conn.execute(select(func.max(c.window_end)).where(live)).scalar()
+    if latest is None:
+        return 0
+    since = latest - LABEL_HORIZON  # of the newest live window: traffic may be replayed
     checks = conn.execute(
         select(
             t.monitor_checks.c.id, c.window_start, c.window_end, c.model, c.version, c.result

@@ -136,3 +136,69 @@ class HeartbeatSender:
             self.beat()
             if self._stop.wait(self.interval):
                 return
+
+
+HEARTBEAT_INTERVAL = 10.0
+
+
+class ServerTraffic:
+    """What a prediction server did since the previous heartbeat, read off its Prometheus
+    metrics (requests and errors by status, the latency histogram), its in-flight count and
+    its prediction-log queue. Latency percentiles interpolate within histogram buckets."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self._requests = self._errors = 0.0
+        self._buckets: dict[float, float] = {}
+
+    def __call__(self) -> dict[str, Any]:
+        requests = errors = 0.0
+        buckets: dict[float, float] = {}
+        for family in self.server.metrics.registry.collect():
+            for sample in family.samples:
+                if sample.name == "heron_requests_total":
+                    requests += sample.value
+                    if sample.labels.get("status", "200")[:1] in ("4", "5"):
+                        errors += sample.value
+                elif sample.name == "heron_request_latency_seconds_bucket":
+                    buckets[float(sample.labels["le"])] = sample.value
+        out: dict[str, Any] = {
+            "requests": int(requests - self._requests),
+            "errors": int(errors - self._errors),
+        }
+        delta = {le: n - self._buckets.get(le, 0.0) for le, n in buckets.items()}
+        self._requests, self._errors, self._buckets = requests, errors, buckets
+        for name, q in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95)):
+            value = _bucket_quantile(delta, q)
+            out[name] = None if value is None else value * 1000
+        out["in_flight"] = getattr(self.server, "_in_flight", None)
+        logger = getattr(self.server, "logger", None)
+        if logger is not None:
+            out["queue"], out["queue_limit"] = len(logger), logger.capacity
+        return out
+
+
+def _bucket_quantile(cumulative: dict[float, float], q: float) -> float | None:
+    bounds = sorted(cumulative)
+    total = cumulative.get(float("inf"), 0.0)
+    if not bounds or total <= 0:
+        return None
+    rank, low, below = q * total, 0.0, 0.0
+    for le in bounds:
+        count = cumulative[le]
+        if count >= rank:
+            if le == float("inf"):
+                return low
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return low + (le - low) * share
+        low, below = le, count
+    return low
+
+
+def start_heartbeats(server: Any, interval: float = HEARTBEAT_INTERVAL) -> HeartbeatSender:
+    """Start sending a prediction server's heartbeats (called by ``PredictionServer.start``)."""
+    sender = HeartbeatSender(
+        server.client, server.endpoint, interval=interval, traffic=ServerTraffic(server)
+    )
+    sender.start()
+    return sender

@@ -130,10 +130,17 @@ class PredictionServer:
         poller = threading.Thread(target=self._poll, name="heron-endpoint-poller", daemon=True)
         poller.start()
         self._threads.append(poller)
+        from heron._monitoring._resources import start_heartbeats
+
+        self._heartbeat = start_heartbeats(self)
         self._started = True
 
     def close(self) -> None:
         self._stop.set()
+        heartbeat = getattr(self, "_heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.stop()
+            self._heartbeat = None
         for thread in self._threads:
             thread.join(timeout=30)
         if self._shadow_pool is not None:
