@@ -31,7 +31,10 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except HeronError as exc:
             where = f" (field: {exc.field})" if exc.field else ""
-            err_console.print(f"[red]error:[/red] {exc.message}{where}", highlight=False)
+            # soft_wrap: one line however narrow the terminal, so scripts can grep it.
+            err_console.print(
+                f"[red]error:[/red] {exc.message}{where}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -42,7 +42,11 @@ class MetadataStore:
                     engine = self._create_engine()
                     from heron._store._migrate import ensure_schema
 
-                    ensure_schema(engine)
+                    try:
+                        ensure_schema(engine)
+                    except OperationalError as exc:
+                        engine.dispose()
+                        raise _unavailable(exc) from exc
                     self._engine = engine
         return self._engine
 
