@@ -44,7 +44,10 @@ def db_upgrade() -> None:
     from heron._store._migrate import upgrade
 
     store = MetadataStore(Settings.from_env().resolved_db_url)
-    upgrade(store.engine)
+    try:
+        upgrade(store.engine)
+    finally:
+        store.dispose()
     console.print("metadata store is at the newest schema")
 
 
