@@ -230,6 +230,7 @@ OPERATIONS: dict[str, Operation] = {
             "read",
         ),
         _op("list_lineage", "GET", "/pipeline-lineage/{digest}", "pipelines", "read"),
+        _op("check_output", "POST", "/pipeline-outputs/{digest}/check", "pipelines", "edit"),
         _op("create_pipeline_trigger", "POST", "/pipeline-triggers", "pipelines", "edit", 201),
         _op("list_pipeline_triggers", "GET", "/pipeline-triggers", "pipelines", "read"),
         _op(

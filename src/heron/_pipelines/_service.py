@@ -244,6 +244,14 @@ class PipelineService(Service):
             state = conn.execute(query).scalar()
         return None if state is None else StepRun.model_validate(state)
 
+    def check_output(self, digest: str) -> str | None:
+        """None if the stored folder is complete and intact, else what is wrong with it; a
+        blob failing its digest is removed so that rerunning the step stores it anew."""
+        from heron._artifacts import check_digest
+        from heron._pipelines._task import LocalArtifacts
+
+        return LocalArtifacts(self.services.artifacts).check(check_digest(digest))
+
     def list_lineage(self, digest: str) -> list[LineageEdge]:
         """Every step run that read or wrote the artifact ``digest``."""
         query = select(

@@ -80,6 +80,9 @@ class Artifacts:
         """None when the folder is complete and every file matches its digest."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        pass
+
 
 class LocalArtifacts(Artifacts):
     def __init__(self, store: ArtifactStore) -> None:
@@ -116,6 +119,9 @@ class ClientArtifacts(Artifacts):
     def __init__(self, client: Client) -> None:
         self.client = client
 
+    def close(self) -> None:
+        self.client.close()
+
     def put_folder(self, folder: Path) -> str:
         return self.client._put_folder(folder)
 
@@ -123,12 +129,9 @@ class ClientArtifacts(Artifacts):
         return self.client._get_folder(digest, dest)
 
     def check(self, digest: str) -> str | None:
-        with tempfile.TemporaryDirectory(prefix="heron-check-") as scratch:
-            try:
-                self.get_folder(digest, Path(scratch) / "out")
-            except (NotFound, IntegrityError, InvalidInput) as exc:
-                return exc.message
-        return None
+        # Verified where the blobs are: nothing is downloaded, and the server can repair.
+        problem: str | None = self.client._call("check_output", digest=digest)
+        return problem
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -209,6 +212,7 @@ def execute(task: StepTask, capture: Callable[[], Any] | None = None) -> TaskRes
         )
     finally:
         _current_step.reset(token)
+        artifacts.close()
         if ctx._client is not None:
             ctx._client.close()
 
