@@ -668,7 +668,8 @@ def test_cancel_kills_running_steps(client: heron.Client) -> None:
     result = run(cancellable, client, executor="local", max_workers=2)
     assert result.status == "cancelled"
     assert result.steps["sleeper"].status == "cancelled"
-    assert result.steps["cancel_own_run"].status == "succeeded"
+    # the canceller itself may still be running when the flag is seen: then it is killed too
+    assert result.steps["cancel_own_run"].status in ("succeeded", "cancelled")
     # steps after the canceller may finish before the flag is seen; none is left pending
     assert {result.steps["load"].status, result.steps["total"].status} <= {
         "cancelled",
