@@ -552,3 +552,32 @@ def test_two_replicas_share_one_postgres_store(tmp_path: Path, data: Any, fitted
         logged = {r.request_id for r in client.list_predictions("cancer").items}
         assert set(ids[a]) <= logged and set(ids[b]) <= logged
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"a": 1.5}', False),
+        (b'{"a": true}', True),
+        (b'{"a": false}', True),
+        (b'{"a": [' + b"1.25, " * 3000 + b"2]}", False),
+        (b'{"a": [' + b"1.25, " * 3000 + b"true]}", True),
+        (b'{"a": [false, ' + b"1.25, " * 3000 + b"2]}", True),
+        (b'{"a": [' + b"1.25, " * 3000 + b'2], "x": "fa"}', False),
+    ],
+    ids=["small", "small-true", "small-false", "large", "large-true-last", "large-false-first",
+         "large-near-miss"],
+)  # fmt: skip
+def test_boolean_detection(body: bytes, expected: bool) -> None:
+    from heron._serving._model import has_json_booleans
+
+    assert has_json_booleans(body) is expected
+
+
+def test_a_boolean_in_a_large_body_is_422(store: heron.Client, endpoint: str, data: Any) -> None:
+    X, _ = data
+    rows = _records(X, 100)
+    rows[99]["mean area"] = False
+    with running(store, endpoint, log_predictions=False) as (url, _):
+        r = httpx.post(f"{url}/predict", json={"instances": rows})
+        assert r.status_code == 422 and r.json()["error"]["field"] == "mean area"

@@ -192,7 +192,7 @@ def rss_mb(process: psutil.Process) -> float:
 
 def run_wrk(wrk: str, url: str, body: Path, connections: int, duration: float) -> Result:
     command = pinned(
-        [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s",
+        [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s",
          str(HERE / "post.lua"), url, "--", str(body)],
         1,
     )  # fmt: skip
@@ -339,6 +339,8 @@ def main() -> None:
                  "-h", "127.0.0.1", "-p", "{port}"],
                 "/health",
                 "dataframe_split",
+                # mlflow starts uvicorn from its venv's bin by name
+                env={"PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
             )
         )  # fmt: skip
     runs = {s.name: bench_server(s, wrk, bodies, args) for s in servers}
