@@ -445,11 +445,15 @@ def _list_folder(root: Path) -> list[tuple[str, Path]]:
     if not root.is_dir():
         raise InvalidInput(f"{str(root)!r} is not a folder", field="folder")
     found = []
+    linked: dict[tuple[int, int], list[tuple[str, int]]] = {}
     for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
         for name in dirnames + filenames:
             full = Path(dirpath, name)
             rel = full.relative_to(root).as_posix()
-            mode = full.lstat().st_mode
+            info = full.lstat()
+            mode = info.st_mode
+            if stat.S_ISREG(mode) and info.st_nlink > 1:
+                linked.setdefault((info.st_dev, info.st_ino), []).append((rel, info.st_nlink))
             if stat.S_ISLNK(mode):
                 # A link can point outside the folder; storing its target would leak it.
                 raise InvalidInput(f"{rel!r} in {root} is a symbolic link", field="folder")
@@ -459,6 +463,14 @@ def _list_folder(root: Path) -> list[tuple[str, Path]]:
                 raise InvalidInput(f"{rel!r} in {root} is not a regular file", field="folder")
             _check_path_text(rel)
             found.append((rel, full))
+    for links in linked.values():
+        # Every name of a hard-linked file must be inside the folder, or it shares (and
+        # would store) content of a file outside it.
+        if len(links) < links[0][1]:
+            raise InvalidInput(
+                f"{links[0][0]!r} in {root} is a hard link to a file outside the folder",
+                field="folder",
+            )
     return sorted(found)
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from heron._audit import AuditVerification
     from heron._deployments import (
         Endpoint,
         EndpointRevision,
@@ -63,6 +64,15 @@ if TYPE_CHECKING:
     )
     from heron._predictions import FeedbackItem, FeedbackResult, PredictionRecord
     from heron._run import ActiveRun
+    from heron._security._entities import (
+        ApiToken,
+        NewToken,
+        Role,
+        RoleGrant,
+        SecuritySignal,
+        User,
+        WhoAmI,
+    )
 
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))$")
 
@@ -444,9 +454,16 @@ class Client:
         )
 
     def model_folder(self, mv: ModelVersion) -> Path:
-        """A local copy of a version's folder, fetched once into the cache and reused."""
+        """A local copy of a version's folder, fetched once into the cache and reused.
+
+        A cached copy is checked against the artifact store's manifest every time (not
+        only against its own ``heron-model.yaml``, which an edit could change too)."""
         cache = (self.settings.home / "cache" / "models" / mv.source).resolve()
-        if not cache.exists():
+        if cache.exists():
+            from heron._security._integrity import verify_cached_folder
+
+            verify_cached_folder(self, cache, mv.source)
+        else:
             cache.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache.parent))
             try:
@@ -722,7 +739,13 @@ class Client:
         action: str | None = None,
         max_results: int = 100,
         page_token: str | None = None,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> Page[AuditEvent]:
+        """Audit events, oldest first; ``model`` selects a registered model's events (the
+        model, its versions and aliases)."""
         return self._call(
             "list_audit_events",
             object_type=object_type,
@@ -731,7 +754,69 @@ class Client:
             action=action,
             max_results=max_results,
             page_token=page_token,
+            model=model,
+            since=since,
+            until=until,
         )
+
+    def verify_audit_chain(self) -> AuditVerification:
+        """Check the audit trail's hash chain (admin); ``ok`` is False at the first bad event."""
+        return self._call("verify_audit_chain")
+
+    # --- security: users, tokens, roles (admin, except your own tokens) ---------------
+
+    def whoami(self) -> WhoAmI:
+        return self._call("whoami")
+
+    def create_user(self, name: str, role: Role | str = "viewer") -> User:
+        return self._call("create_user", name=name, role=role)
+
+    def list_users(self) -> list[User]:
+        return self._call("list_users")
+
+    def get_user(self, name: str) -> User:
+        return self._call("get_user", name=name)
+
+    def update_user(
+        self, name: str, role: Role | str | None = None, disabled: bool | None = None
+    ) -> User:
+        return self._call("update_user", name=name, role=role, disabled=disabled)
+
+    def create_token(
+        self, user: str, token_name: str = "default", expires_in_days: int | None = None
+    ) -> NewToken:
+        """A new API token for ``user``; ``.token`` is shown this once and never again."""
+        return self._call(
+            "create_token", name=user, token_name=token_name, expires_in_days=expires_in_days
+        )
+
+    def list_tokens(self, user: str) -> list[ApiToken]:
+        return self._call("list_tokens", name=user)
+
+    def revoke_token(self, user: str, token_id: int) -> None:
+        self._call("revoke_token", name=user, token_id=token_id)
+
+    def grant_role(
+        self, user: str, object_type: str, object_id: str, role: Role | str
+    ) -> RoleGrant:
+        return self._call(
+            "grant_role", object_type=object_type, object_id=object_id, user=user, role=role
+        )
+
+    def revoke_role(self, user: str, object_type: str, object_id: str) -> None:
+        self._call("revoke_role", object_type=object_type, object_id=object_id, user=user)
+
+    def list_role_grants(
+        self, user: str | None = None, object_type: str | None = None, object_id: str | None = None
+    ) -> list[RoleGrant]:
+        return self._call(
+            "list_role_grants", user=user, object_type=object_type, object_id=object_id
+        )
+
+    def list_security_signals(
+        self, kind: str | None = None, subject: str | None = None, since: datetime | None = None
+    ) -> list[SecuritySignal]:
+        return self._call("list_security_signals", kind=kind, subject=subject, since=since)
 
     # --- pipelines (run them with heron.run_pipeline; these read and steer runs) --------
 

@@ -4,4 +4,5 @@ from heron._server import create_app
 from heron._services import Services
 from heron._settings import Settings
 
-app = create_app(Services(Settings.from_env()))
+_settings = Settings.from_env()
+app = create_app(Services(_settings), auth=_settings.auth)

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import typer
 
-from heron._cli import _endpoints, _monitoring, _pipelines, _registry, _server, _tracking
+from heron._cli import (
+    _endpoints,
+    _monitoring,
+    _pipelines,
+    _registry,
+    _security,
+    _server,
+    _tracking,
+)
 
 app = typer.Typer(
     name="heron",
@@ -16,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (_tracking, _registry, _server, _pipelines, _endpoints, _monitoring):
+for module in (_tracking, _registry, _server, _pipelines, _endpoints, _monitoring, _security):
     module.register(app)
 
 

@@ -20,10 +20,20 @@ def server(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
     workers: int = typer.Option(1, help="Worker processes."),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Serve without authentication (everyone is admin). Unsafe."
+    ),
 ) -> None:
-    """Run the REST API server over the stores named by HERON_DB_URL and HERON_ARTIFACTS."""
+    """Run the REST API server over the stores named by HERON_DB_URL and HERON_ARTIFACTS.
+
+    Requests need an API token (``Authorization: Bearer``); on a store without users the
+    first admin token is printed once, and ``HERON_ADMIN_TOKEN`` makes sure an admin
+    holding that token exists."""
     import uvicorn
 
+    from heron._cli._security import prepare_server_auth
+
+    prepare_server_auth(no_auth)
     console.print(f"Heron server on http://{host}:{port} (API under /api/v1, docs at /docs)")
     uvicorn.run(
         "heron._serverapp:app",

@@ -5,10 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from heron._artifacts import Manifest
 from heron._errors import IntegrityError
+
+if TYPE_CHECKING:
+    from heron._client import Client
 
 
 def verify_folder(folder: Path, manifest: Manifest) -> None:
@@ -41,3 +46,22 @@ def verify_folder(folder: Path, manifest: Manifest) -> None:
         raise IntegrityError(
             f"cached model file {extra[0]} is not in the stored model", field=extra[0]
         )
+
+
+def verify_cached_folder(client: Client, folder: Path, digest: str) -> None:
+    """Check a cached copy of the stored folder ``digest`` against the store's manifest
+    (itself content-addressed, so a cache edit cannot forge it)."""
+    verify_folder(folder, stored_manifest(client, digest))
+
+
+def stored_manifest(client: Client, digest: str) -> Manifest:
+    from heron._artifacts import ArtifactStore
+    from heron._transport import EmbeddedTransport
+
+    transport = client.transport
+    if isinstance(transport, EmbeddedTransport):
+        return transport.services.artifacts.read_manifest(digest)
+    with tempfile.TemporaryDirectory(prefix="heron-manifest-") as scratch:
+        local = ArtifactStore(scratch)
+        local.put_file(transport.fetch_blob(digest, Path(scratch) / "manifest"))
+        return local.read_manifest(digest)
