@@ -31,12 +31,16 @@ def create_monitor(
     reference_outputs_from_model: bool = True,
     **settings: Any,
 ) -> Monitor:
+    from heron._monitoring._service import _DATASET_REF
+
     predictions = performance = None
-    if reference_outputs_from_model and (model or endpoint) and not (model and endpoint):
+    match = _DATASET_REF.match(reference.strip()) if isinstance(reference, str) else None
+    # a malformed request is the service's to refuse, with the same error on both transports
+    if match and reference_outputs_from_model and bool(model) != bool(endpoint):
         loaded, _, _ = _load_watched_model(client, model, endpoint)
         if loaded is not None:
-            dataset, _, version = reference.partition("/")
-            frame = client.load_dataset(dataset, int(version) if version.isdigit() else None)
+            version = match["version"]
+            frame = client.load_dataset(match["name"], int(version) if version else None)
             if label_column is None:
                 label_column = _label_from_signature(loaded, list(frame.columns))
             predictions, performance, _ = reference_outputs(

@@ -284,7 +284,7 @@ class OperationsMixin(Service):
             )
         s = t.serving_samples
         query = select(s.c.instance, s.c.time, s.c.stats).where(s.c.endpoint == endpoint)
-        query = _between(query, s.c.time, start, end).order_by(s.c.time)
+        query = _between(query, s.c.time, start, end).order_by(s.c.time, s.c.id)
         previous: dict[str, datetime] = {}
         for instance, when, stats in conn.execute(query):
             value = _sample_value(stats, metric, previous.get(instance), when)
@@ -360,8 +360,7 @@ class OperationsMixin(Service):
                 reasons.append(f"CPU {cpu:.0f}% > {cpu_limit_percent:g}%")
             if queue is not None and queue > queue_limit:
                 reasons.append(f"queue {queue:.0%} full > {queue_limit:.0%}")
-            over = len(reasons) > int(under)
-            verdict = "over-used" if over else "under-used" if under else "ok"
+            verdict = "under-used" if under else "over-used" if reasons else "ok"
             usage.append(
                 ModelUsage(
                     endpoint=endpoint, model=model, version=version, requests=requests,
