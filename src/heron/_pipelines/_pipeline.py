@@ -181,6 +181,39 @@ class Pipeline:
         return f"<Pipeline {self.pipeline_name}>"
 
 
+def load_target(target: str) -> Pipeline:
+    """``module:attribute`` (or ``path/to/file.py:attribute``) → the pipeline it names."""
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise InvalidInput(f"{target!r} is not module:pipeline", field="target")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name).resolve()
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and "." not in sys.path:
+                sys.path.insert(0, "")  # like python -m: the working directory's modules
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidInput(f"cannot import {module_name!r}: {exc}", field="target") from exc
+    found: Any = module
+    for part in attr.split("."):
+        found = getattr(found, part, None)
+    if not isinstance(found, Pipeline):
+        raise InvalidInput(f"{target!r} is not a pipeline (@heron.pipeline)", field="target")
+    return found
+
+
 def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
     """Make a function a pipeline: ``@heron.pipeline`` or ``@heron.pipeline(name="...")``."""
     if fn is not None:
