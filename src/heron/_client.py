@@ -173,7 +173,7 @@ class Client:
         self._call("log_params", run_id=run_id, params={k: str(v) for k, v in params.items()})
 
     def log_metrics(self, run_id: str, metrics: list[MetricPoint]) -> None:
-        from heron._tracking import check_metric
+        from heron._names import check_metric
 
         for point in metrics:  # JSON cannot carry NaN: refuse it here, on both transports
             check_metric(point)

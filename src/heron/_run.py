@@ -26,7 +26,7 @@ from heron._entities import (
     RunContext,
     RunStatus,
 )
-from heron._tracking import check_metric
+from heron._names import check_metric
 
 if TYPE_CHECKING:
     from heron._client import Client

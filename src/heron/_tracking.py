@@ -11,7 +11,6 @@ training job.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -30,24 +29,13 @@ from heron._entities import (
     RunStatus,
 )
 from heron._errors import Conflict, InvalidInput, NotFound
-from heron._names import check_key, check_name, check_relative_path
+from heron._names import check_key, check_metric, check_name, check_relative_path
 from heron._services import Service, check_limit, next_token, page_offset
 from heron._store import _tables as t
 from heron._store._sql import insert_unique, upsert
 
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
-
-
-def check_metric(point: MetricPoint) -> MetricPoint:
-    check_key(point.key, "metrics.key")
-    if not math.isfinite(point.value):
-        raise InvalidInput(
-            f"metric {point.key!r} has a non-finite value ({point.value}); Heron stores "
-            "finite values only",
-            field=f"metrics.{point.key}",
-        )
-    return point
 
 
 class TrackingService(Service):
