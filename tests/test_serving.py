@@ -245,14 +245,14 @@ def test_a_full_log_queue_drops_and_counts(store: heron.Client, endpoint: str, d
 
 def test_logger_survives_a_failing_sink() -> None:
     class Broken:
-        def write(self, rows: list[dict[str, Any]]) -> None:
+        def write(self, endpoint: str, entries: list[Entry]) -> None:
             raise OSError("disk full")
 
     class Kept:
-        rows: list[dict[str, Any]] = []
+        entries: list[Entry] = []
 
-        def write(self, rows: list[dict[str, Any]]) -> None:
-            self.rows.extend(rows)
+        def write(self, endpoint: str, entries: list[Entry]) -> None:
+            self.entries.extend(entries)
 
     failed: list[int] = []
     kept = Kept()
@@ -260,7 +260,18 @@ def test_logger_survives_a_failing_sink() -> None:
     for i in range(3):
         logger.put(Entry(f"r{i}", 1, "m", 1, False, time.time(), 1.0, 1, None, b"[1]"))
     logger.flush()
-    assert failed == [3] and [r["request_id"] for r in kept.rows] == ["r0", "r1", "r2"]
+    assert failed == [3] and [e.request_id for e in kept.entries] == ["r0", "r1", "r2"]
+
+
+def test_the_log_queue_is_bounded_in_bytes_too() -> None:
+    dropped: list[int] = []
+    logger = PredictionLogger("ep", [], max_bytes=1000, on_drop=dropped.append)
+    for i in range(5):
+        logger.put(Entry(f"r{i}", 1, "m", 1, False, time.time(), 1.0, 1, b"x" * 300, b"[1]"))
+    assert (len(logger), logger.dropped, dropped) == (3, 2, [1, 1])
+    logger.flush()
+    logger.put(Entry("r9", 1, "m", 1, False, time.time(), 1.0, 1, b"x" * 300, b"[1]"))
+    assert len(logger) == 1 and logger.dropped == 2
 
 
 def _wait_for(url: str, predicate: Any, what: str) -> dict[str, Any]:
@@ -581,3 +592,23 @@ def test_a_boolean_in_a_large_body_is_422(store: heron.Client, endpoint: str, da
     with running(store, endpoint, log_predictions=False) as (url, _):
         r = httpx.post(f"{url}/predict", json={"instances": rows})
         assert r.status_code == 422 and r.json()["error"]["field"] == "mean area"
+
+
+def test_a_server_can_follow_a_heron_server_over_http(tmp_path: Path, data: Any, fitted: Any):
+    """With HERON_URL instead of the stores, the server reads endpoints and models and
+    writes its log through the REST API."""
+    from heron.testing import http_client
+
+    X, _ = data
+    remote = http_client(heron_settings(tmp_path))
+    try:
+        _register(remote, data, fitted)
+        remote.create_endpoint("cancer", ["cancer-clf@champion"])
+        with running(remote, "cancer") as (url, _):
+            r = httpx.post(f"{url}/predict", json={"instances": _records(X, 2)})
+            assert r.status_code == 200 and r.json()["model_version"] == "1"
+        logged = remote.list_predictions("cancer").items
+        assert [x.request_id for x in logged] == [r.json()["request_id"]]
+        assert logged[0].inputs == {"instances": _records(X, 2)}
+    finally:
+        remote.close()

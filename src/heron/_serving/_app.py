@@ -112,7 +112,7 @@ class PredictionServer:
         opts = self.options
         sinks: list[PredictionSink] = []
         if opts.log_predictions:
-            sinks.append(StoreSink(self.client, self.endpoint, opts.log_retention))
+            sinks.append(StoreSink(self.client, opts.log_retention))
         sinks += self._extra_sinks
         if sinks:
             self.logger = PredictionLogger(

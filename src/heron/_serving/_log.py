@@ -1,12 +1,12 @@
 """Prediction logging off the request path: a bounded queue and a background flusher.
 
 The request path appends one tuple to a deque (never blocks, never touches storage); when
-the queue holds ``capacity`` entries the new entry is dropped and counted. A flusher thread
-wakes every ``interval`` seconds (or when a batch is full), drains up to ``batch_size``
-entries and hands them to each sink as one batch. A sink is anything with
-``write(rows: list[dict])``: :class:`StoreSink` writes the ``prediction_log`` table (the
-monitoring issue adds its profile sink beside it). A failing sink loses that batch, counted,
-and never stops the others or the server.
+the queue holds ``capacity`` entries or ``max_bytes`` of inputs and outputs, the new entry is
+dropped and counted. A flusher thread wakes every ``interval`` seconds (or when a batch is
+full), drains up to ``batch_size`` entries and hands them to each sink as one batch. A sink
+is anything with ``write(endpoint, entries)``: :class:`StoreSink` writes the
+``prediction_log`` table. A failing sink loses that batch, counted, and never stops the
+others or the server.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from heron._client import Client
@@ -42,42 +41,72 @@ class Entry(NamedTuple):
 
 
 class PredictionSink(Protocol):
-    def write(self, rows: list[dict[str, Any]]) -> None: ...
+    def write(self, endpoint: str, entries: list[Entry]) -> None: ...
 
 
 class StoreSink:
     """Writes batches into the metadata store's prediction log (trimming it now and then)."""
 
-    def __init__(self, client: Client, endpoint: str, retention: int | None) -> None:
+    def __init__(self, client: Client, retention: int | None) -> None:
         from heron._transport import EmbeddedTransport
 
         self.client = client
-        self.endpoint = endpoint
         self.retention = retention
         embedded = client.transport
         self._services = embedded.services if isinstance(embedded, EmbeddedTransport) else None
         self._last_trim = time.monotonic()
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        if self._services is not None:
-            self._services.predictions.write_rows(rows)
-        else:
-            from heron._predictions import PredictionRecord
-
-            records = [PredictionRecord.model_validate(_entity_fields(row)) for row in rows]
-            self.client._call("log_predictions", records=records)
-        if self.retention and self._services and time.monotonic() - self._last_trim > 60:
+    def write(self, endpoint: str, entries: list[Entry]) -> None:
+        if self._services is None:
+            self._send(endpoint, entries)
+            return
+        self._services.predictions.write_log_rows(
+            [
+                (
+                    e.request_id,
+                    endpoint,
+                    e.revision,
+                    e.model,
+                    e.version,
+                    e.shadow,
+                    int(e.time * 1000),
+                    e.latency_ms,
+                    e.rows,
+                    e.inputs.decode() if e.inputs is not None else None,
+                    e.outputs.decode(),
+                )
+                for e in entries
+            ]
+        )
+        if self.retention and time.monotonic() - self._last_trim > 60:
             self._last_trim = time.monotonic()
-            self._services.predictions.trim_predictions(self.endpoint, self.retention)
+            self._services.predictions.trim_predictions(endpoint, self.retention)
 
+    def _send(self, endpoint: str, entries: list[Entry]) -> None:
+        """Through a Heron server (HERON_URL): the ``log_predictions`` operation."""
+        from datetime import UTC, datetime
 
-def _entity_fields(row: dict[str, Any]) -> dict[str, Any]:
-    import orjson
+        import orjson
 
-    out = dict(row)
-    out["inputs"] = orjson.loads(row["inputs"]) if row["inputs"] is not None else None
-    out["outputs"] = orjson.loads(row["outputs"])
-    return out
+        from heron._predictions import PredictionRecord
+
+        records = [
+            PredictionRecord(
+                request_id=e.request_id,
+                endpoint=endpoint,
+                revision=e.revision,
+                model=e.model,
+                version=e.version,
+                shadow=e.shadow,
+                time=datetime.fromtimestamp(e.time, tz=UTC),
+                latency_ms=e.latency_ms,
+                rows=e.rows,
+                inputs=orjson.loads(e.inputs) if e.inputs is not None else None,
+                outputs=orjson.loads(e.outputs),
+            )
+            for e in entries
+        ]
+        self.client._call("log_predictions", records=records)
 
 
 class PredictionLogger:
@@ -87,6 +116,7 @@ class PredictionLogger:
         sinks: list[PredictionSink],
         *,
         capacity: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
         batch_size: int = 500,
         interval: float = 0.5,
         sample: float = 1.0,
@@ -97,11 +127,15 @@ class PredictionLogger:
         self.endpoint = endpoint
         self.sinks = sinks
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.batch_size = batch_size
         self.interval = interval
         self.sample = sample
         self.max_input_bytes = max_input_bytes
         self.dropped = 0
+        # Bytes queued = added - removed; each counter is written by one thread only.
+        self._bytes_added = 0
+        self._bytes_removed = 0
         self._on_drop = on_drop
         self._on_error = on_error
         self._queue: collections.deque[Entry] = collections.deque()
@@ -122,12 +156,15 @@ class PredictionLogger:
         return body
 
     def put(self, entry: Entry) -> None:
-        """Enqueue without waiting; when full, drop and count."""
-        if len(self._queue) >= self.capacity:
+        """Enqueue without waiting; when full, drop and count. Called from one thread."""
+        size = len(entry.outputs) + (len(entry.inputs) if entry.inputs is not None else 0)
+        queued = self._bytes_added - self._bytes_removed
+        if len(self._queue) >= self.capacity or queued + size > self.max_bytes:
             self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop(1)
             return
+        self._bytes_added += size
         self._queue.append(entry)
         if len(self._queue) >= self.batch_size:
             self._wake.set()
@@ -167,27 +204,16 @@ class PredictionLogger:
                 entries.append(queue.popleft())
             if not entries:
                 return False
-            rows = [self._row(e) for e in entries]
+            self._bytes_removed += sum(
+                len(e.outputs) + (len(e.inputs) if e.inputs is not None else 0) for e in entries
+            )
             for sink in self.sinks:
                 try:
-                    sink.write(rows)
+                    sink.write(self.endpoint, entries)
                 except Exception:
-                    log.exception("prediction log sink %r failed; %d entries lost", sink, len(rows))
+                    log.exception(
+                        "prediction log sink %r failed; %d entries lost", sink, len(entries)
+                    )
                     if self._on_error is not None:
-                        self._on_error(len(rows))
+                        self._on_error(len(entries))
             return True
-
-    def _row(self, e: Entry) -> dict[str, Any]:
-        return {
-            "request_id": e.request_id,
-            "endpoint": self.endpoint,
-            "revision": e.revision,
-            "model": e.model,
-            "version": e.version,
-            "shadow": e.shadow,
-            "time": datetime.fromtimestamp(e.time, tz=UTC),
-            "latency_ms": e.latency_ms,
-            "rows": e.rows,
-            "inputs": e.inputs.decode() if e.inputs is not None else None,
-            "outputs": e.outputs.decode(),
-        }
