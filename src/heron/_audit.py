@@ -121,17 +121,20 @@ def verify_chain(conn: Connection) -> AuditVerification:
     query = select(*columns, type_coerce(audit_events.c.time, BigInteger).label("time"))
     rows = conn.execute(query.order_by(audit_events.c.id).execution_options(yield_per=1000))
     prev, prev_id, checked = GENESIS_HASH, None, 0
-    for row in rows.mappings():
-        problem = _event_problem(dict(row), prev, prev_id)
-        if problem is not None:
-            return AuditVerification(
-                ok=False,
-                events_checked=checked,
-                head_hash=prev,
-                first_bad_event_id=row["id"],
-                problem=problem,
-            )
-        prev, prev_id, checked = row["hash"], row["id"], checked + 1
+    try:  # a server-side cursor on PostgreSQL: closed even when the walk stops early
+        for row in rows.mappings():
+            problem = _event_problem(dict(row), prev, prev_id)
+            if problem is not None:
+                return AuditVerification(
+                    ok=False,
+                    events_checked=checked,
+                    head_hash=prev,
+                    first_bad_event_id=row["id"],
+                    problem=problem,
+                )
+            prev, prev_id, checked = row["hash"], row["id"], checked + 1
+    finally:
+        rows.close()
     head = conn.execute(select(audit_chain_head).where(audit_chain_head.c.id == 1)).mappings()
     recorded = head.first()
     if recorded is not None and (recorded["last_hash"], recorded["last_event_id"]) != (

@@ -52,6 +52,7 @@ _BODY_OBJECTS: dict[str, tuple[str, str, str | None]] = {
     "create_run": ("experiment", "experiment", "default"),
     "create_experiment": ("experiment", "name", None),
     "create_registered_model": ("registered_model", "name", None),
+    "create_endpoint": ("endpoint", "name", None),
     "search_runs": ("experiment", "experiments", None),
 }
 
@@ -262,8 +263,8 @@ class SecurityMiddleware:
         first = path[0] if path else ""
         if first == "blobs":
             return [ANY_OBJECT], receive
-        if first in _NAMED_OBJECTS and len(path) > 1 and path[1] == "{name}":
-            return [(_NAMED_OBJECTS[first], str(params["name"]))], receive
+        if first in _NAMED_OBJECTS and len(path) > 1 and path[1] in ("{name}", "{endpoint}"):
+            return [(_NAMED_OBJECTS[first], str(params[path[1].strip("{}")]))], receive
         if first == "runs" and "run_id" in params:
             experiment = await run_in_threadpool(
                 self.services.security.experiment_of_run, str(params["run_id"])
