@@ -76,12 +76,15 @@ def _address(text: str) -> Address:
 def _check_address(host: str, address: Address, allow_private: bool) -> None:
     if address in METADATA_ADDRESSES:
         raise InvalidInput(f"{host} is a cloud metadata address ({address})", field="url")
-    if address.is_multicast or address.is_unspecified or address.is_reserved:
+    if address.is_multicast or address.is_unspecified:
         raise InvalidInput(f"{host} resolves to a non-routable address ({address})", field="url")
-    internal = address.is_loopback or address.is_link_local or address.is_private
-    if internal and not allow_private:
+    if address.is_loopback or address.is_link_local or address.is_private:
+        if allow_private:
+            return
         raise InvalidInput(
             f"{host} resolves to an internal address ({address}); set "
             "HERON_ALLOW_PRIVATE_WEBHOOKS=1 to allow internal targets",
             field="url",
         )
+    if address.is_reserved:
+        raise InvalidInput(f"{host} resolves to a reserved address ({address})", field="url")
