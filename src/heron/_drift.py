@@ -64,15 +64,18 @@ import itertools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import special
 
 from heron._errors import InvalidInput
+from heron._lazy import LazyModule
 from heron._profiles import CategoricalProfile, DatasetProfile, NumericProfile
+
+pd: Any = LazyModule("pandas")  # imported on first use (see heron._lazy)
+special: Any = LazyModule("scipy.special")
+
 
 ColumnProfile = NumericProfile | CategoricalProfile
 Kind = Literal["numeric", "categorical"]

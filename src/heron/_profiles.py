@@ -58,10 +58,13 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heron._errors import InvalidInput
+from heron._lazy import LazyModule
+
+pd: Any = LazyModule("pandas")  # imported on first use (see heron._lazy)
+
 
 PROFILE_FORMAT = 1
 DEFAULT_BINS = 20
