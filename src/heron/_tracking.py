@@ -14,9 +14,10 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from heron._entities import (
     ArtifactEntry,
@@ -198,35 +199,24 @@ class TrackingService(Service):
 
     def log_metrics(self, run_id: str, metrics: list[MetricPoint]) -> None:
         """Append points to metric series and keep each key's latest value current."""
-        stamp = t.now()
-        rows = []
-        latest: dict[str, dict[str, Any]] = {}
+        stamp = _millis(t.now())
+        rows: list[tuple[str, str, float, int, int]] = []
+        latest: dict[str, tuple[str, str, float, int, int]] = {}
         for point in metrics:
             check_metric(point)
-            row = {
-                "run_id": run_id,
-                "key": point.key,
-                "value": point.value,
-                "step": point.step,
-                "timestamp": point.timestamp or stamp,
-            }
+            row = (run_id, point.key, point.value, point.step, _millis(point.timestamp) or stamp)
             rows.append(row)
             best = latest.get(point.key)
-            if best is None or (row["step"], row["timestamp"]) >= (best["step"], best["timestamp"]):
+            if best is None or (row[3], row[4]) >= (best[3], best[4]):
                 latest[point.key] = row
         if not rows:
             return
         with self.store.write() as conn:
             self._require_run(conn, run_id)
-            conn.execute(insert(t.metrics), rows)
-            upsert(
-                conn,
-                t.latest_metrics,
-                list(latest.values()),
-                ["run_id", "key"],
-                ["value", "step", "timestamp"],
-                where=_newer,
-            )
+            # Plain tuples through the driver: SQLAlchemy's per-row parameter processing
+            # was a fifth of the time of logging a batch of 1,000 points.
+            conn.exec_driver_sql(_sql(conn, _INSERT_METRICS), rows)
+            conn.exec_driver_sql(_sql(conn, _UPSERT_LATEST), list(latest.values()))
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         query = (
@@ -357,11 +347,29 @@ class TrackingService(Service):
         return result
 
 
-def _newer(table: Any, excluded: Any) -> Any:
-    return or_(
-        excluded.step > table.c.step,
-        and_(excluded.step == table.c.step, excluded.timestamp >= table.c.timestamp),
-    )
+_INSERT_METRICS = (
+    'INSERT INTO metrics (run_id, key, value, step, "timestamp") VALUES (?, ?, ?, ?, ?)'
+)
+# The newest point wins: the highest step, then the latest time (as MLflow decides it).
+_UPSERT_LATEST = (
+    'INSERT INTO latest_metrics (run_id, key, value, step, "timestamp") VALUES (?, ?, ?, ?, ?) '
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
+    '"timestamp" = excluded."timestamp" WHERE excluded.step > latest_metrics.step OR '
+    '(excluded.step = latest_metrics.step AND excluded."timestamp" >= latest_metrics."timestamp")'
+)
+
+
+def _sql(conn: Connection, statement: str) -> str:
+    """SQLite takes ``?`` placeholders, psycopg ``%s``; the statements are written with ``?``."""
+    return statement if conn.dialect.paramstyle == "qmark" else statement.replace("?", "%s")
+
+
+def _millis(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # naive times are UTC, as everywhere in the store
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
 
 
 def _grouped(conn: Connection, table: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
