@@ -236,8 +236,14 @@ class PredictionService(Service):
 def _row(record: PredictionRecord) -> tuple[Any, ...]:
     data = record.model_dump(exclude={"label", "label_time"})
     data["time"] = int(record.time.timestamp() * 1000)
-    data["inputs"] = None if record.inputs is None else orjson.dumps(record.inputs).decode()
-    data["outputs"] = orjson.dumps(record.outputs, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    for column in ("revision", "version", "rows"):  # INTEGER columns: 32 bits
+        if not -(2**31) <= data[column] < 2**31:
+            raise InvalidInput(f"{column} {data[column]} is out of range", field="records")
+    try:
+        data["inputs"] = None if record.inputs is None else orjson.dumps(record.inputs).decode()
+        data["outputs"] = orjson.dumps(record.outputs, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError as exc:  # e.g. an integer beyond 64 bits: bad input, not a server error
+        raise InvalidInput(f"a prediction record cannot be stored: {exc}", field="records") from exc
     return tuple(data[column] for column in LOG_COLUMNS)
 
 
