@@ -612,3 +612,12 @@ def test_a_server_can_follow_a_heron_server_over_http(tmp_path: Path, data: Any,
         assert logged[0].inputs == {"instances": _records(X, 2)}
     finally:
         remote.close()
+
+
+def test_logged_inputs_keep_to_a_byte_budget() -> None:
+    logger = PredictionLogger("ep", [], input_bytes_per_second=1000)
+    kept = [logger.keep_inputs(b"x" * 300) is not None for _ in range(5)]
+    assert kept == [True, True, True, False, False]  # one second of burst, then refused
+    assert logger.keep_inputs(b"x" * 2000) is None
+    unlimited = PredictionLogger("ep", [], input_bytes_per_second=None)
+    assert all(unlimited.keep_inputs(b"x" * 100_000) for _ in range(50))

@@ -144,6 +144,9 @@ def serve(
     log_sample: float = typer.Option(
         1.0, help="Share of requests whose inputs are kept in the raw log (0-1)."
     ),
+    log_input_mb_per_s: float = typer.Option(
+        4.0, help="Budget for request inputs kept in the raw log, MB/s (0: no limit)."
+    ),
     log_retention: int = typer.Option(
         1_000_000, help="Raw log rows kept per endpoint (older ones are trimmed); 0 keeps all."
     ),
@@ -169,6 +172,7 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         log_predictions=log_predictions,
         log_sample=log_sample,
+        log_input_bytes_per_second=log_input_mb_per_s * 1024 * 1024 or None,
         log_retention=log_retention or None,
         batch_wait_ms=batch_wait_ms,
     )

@@ -61,6 +61,7 @@ class ServeOptions:
     log_batch_size: int = 500
     log_interval: float = 0.5
     log_sample: float = 1.0  # share of requests whose inputs are kept in the raw log
+    log_input_bytes_per_second: float | None = 4 * 1024 * 1024  # inputs kept at most this fast
     log_retention: int | None = 1_000_000  # rows kept per endpoint in the raw log
     batch_wait_ms: float = 0.0  # adaptive micro-batching: 0 is off
     max_batch_rows: int = 256
@@ -122,6 +123,7 @@ class PredictionServer:
                 batch_size=opts.log_batch_size,
                 interval=opts.log_interval,
                 sample=opts.log_sample,
+                input_bytes_per_second=opts.log_input_bytes_per_second,
                 on_drop=lambda n: self.metrics.log_dropped.inc(n),
                 on_error=lambda n: self.metrics.log_failed.inc(n),
             )
@@ -355,7 +357,7 @@ class PredictionServer:
                             time.time(),
                             (time.perf_counter() - started) * 1000,
                             rows_of(data),
-                            self.logger.keep_inputs(body),
+                            None,  # the primary record of this request id has the inputs
                             out,
                         )
                     )

@@ -121,6 +121,7 @@ class PredictionLogger:
         interval: float = 0.5,
         sample: float = 1.0,
         max_input_bytes: int = 256 * 1024,
+        input_bytes_per_second: float | None = 4 * 1024 * 1024,
         on_drop: Callable[[int], None] | None = None,
         on_error: Callable[[int], None] | None = None,
     ) -> None:
@@ -132,6 +133,9 @@ class PredictionLogger:
         self.interval = interval
         self.sample = sample
         self.max_input_bytes = max_input_bytes
+        self.input_rate = input_bytes_per_second
+        self._tokens = float(input_bytes_per_second or 0)
+        self._refilled = time.monotonic()
         self.dropped = 0
         # Bytes queued = added - removed; each counter is written by one thread only.
         self._bytes_added = 0
@@ -148,11 +152,22 @@ class PredictionLogger:
         return len(self._queue)
 
     def keep_inputs(self, body: bytes) -> bytes | None:
-        """The body to log as inputs, or None (not sampled, or too large to keep)."""
-        if len(body) > self.max_input_bytes:
+        """The body to log as inputs, or None: not sampled, too large, or over the byte
+        budget (a token bucket of ``input_bytes_per_second`` with one second of burst), which
+        keeps the raw log's cost flat however large or frequent the requests are."""
+        size = len(body)
+        if size > self.max_input_bytes:
             return None
         if self.sample < 1.0 and random.random() >= self.sample:
             return None
+        rate = self.input_rate
+        if rate:
+            now = time.monotonic()
+            self._tokens = min(rate, self._tokens + (now - self._refilled) * rate)
+            self._refilled = now
+            if size > self._tokens:
+                return None
+            self._tokens -= size
         return body
 
     def put(self, entry: Entry) -> None:
