@@ -193,8 +193,7 @@ class AuditService(Service):
         (the model, its versions and its aliases)."""
         limit = check_limit(max_results)
         offset = page_offset(page_token)
-        shown = [c for c in audit_events.c if c.name not in ("prev_hash", "hash")]
-        query = select(*shown).order_by(audit_events.c.id)
+        query = select(audit_events).order_by(audit_events.c.id)
         for column, value in (
             (audit_events.c.object_type, object_type),
             (audit_events.c.object_id, object_id),

@@ -203,3 +203,5 @@ class AuditEvent(Entity):
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     source: str | None = None
+    prev_hash: str | None = Field(None, description="hash of the event before this one")
+    hash: str | None = Field(None, description="SHA-256 over this event and prev_hash")
