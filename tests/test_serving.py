@@ -604,8 +604,11 @@ def test_a_server_can_follow_a_heron_server_over_http(tmp_path: Path, data: Any,
     try:
         _register(remote, data, fitted)
         remote.create_endpoint("cancer", ["cancer-clf@champion"])
+        # Through a server, tokens are required by default and checked by that server.
+        bearer = {"authorization": remote.transport.http.headers["authorization"]}  # type: ignore[attr-defined]
         with running(remote, "cancer") as (url, _):
-            r = httpx.post(f"{url}/predict", json={"instances": _records(X, 2)})
+            assert httpx.post(f"{url}/predict", json={"instances": []}).status_code == 401
+            r = httpx.post(f"{url}/predict", json={"instances": _records(X, 2)}, headers=bearer)
             assert r.status_code == 200 and r.json()["model_version"] == "1"
         logged = remote.list_predictions("cancer").items
         assert [x.request_id for x in logged] == [r.json()["request_id"]]

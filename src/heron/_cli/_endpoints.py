@@ -5,7 +5,14 @@ from __future__ import annotations
 import typer
 
 from heron._cli._common import client
-from heron._cli._output import JSON_OPTION, console, emit, handle_errors, print_entity
+from heron._cli._output import (
+    JSON_OPTION,
+    console,
+    emit,
+    err_console,
+    handle_errors,
+    print_entity,
+)
 
 endpoints = typer.Typer(help="Endpoints: what a prediction server serves.", no_args_is_help=True)
 
@@ -154,6 +161,13 @@ def serve(
         0.0, help="Adaptive micro-batching: wait up to this long for concurrent requests."
     ),
     max_body_mb: float = typer.Option(8.0, help="Largest request body accepted (413 above)."),
+    auth: bool | None = typer.Option(
+        None,
+        "--auth/--no-auth",
+        help="Require Authorization: Bearer tokens on /predict, /feedback and /metrics "
+        "(default: on when the store has users, or through a Heron server).",
+        show_default=False,
+    ),
 ) -> None:
     """Serve ENDPOINT's predictions over HTTP (POST /predict, /feedback, /metrics, /health/*).
 
@@ -175,7 +189,14 @@ def serve(
         log_input_bytes_per_second=log_input_mb_per_s * 1024 * 1024 or None,
         log_retention=log_retention or None,
         batch_wait_ms=batch_wait_ms,
+        auth=auth,
     )
+    if auth is False:
+        err_console.print(
+            "[yellow]warning:[/yellow] authentication is OFF: anyone who can reach this "
+            "server can predict and send feedback",
+            highlight=False,
+        )
 
     def ready(server: object) -> None:
         console.print(f"Heron serving endpoint {endpoint!r} on http://{host}:{port}")

@@ -59,6 +59,7 @@ class Principal:
     role: Role
     token_id: int
     token_hash: str
+    expires_at: datetime | None = None
 
 
 class AuthFailure(Unauthenticated):
@@ -348,7 +349,9 @@ class SecurityService(Service):
             raise AuthFailure("the token has expired", reason="expired", user=user)
         if row["disabled"]:
             raise AuthFailure(f"user {user!r} is disabled", reason="disabled", user=user)
-        principal = Principal(row["user_id"], user, Role(row["role"]), row["id"], token_hash)
+        principal = Principal(
+            row["user_id"], user, Role(row["role"]), row["id"], token_hash, row["expires_at"]
+        )
         self._note_use(principal, source, list(row["known_sources"] or []))
         return principal
 

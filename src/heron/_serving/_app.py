@@ -6,6 +6,10 @@
     GET  /health/ready   models are loaded (503 until then)
     GET  /metrics        Prometheus text format
 
+With auth on (``ServeOptions.auth``; by default when the store has users), /predict,
+/feedback and /metrics need ``Authorization: Bearer <token>`` (see ``_auth``); the health
+endpoints stay public.
+
 The request path is read body → parse (orjson) → validate → route → predict → answer, then
 enqueue the log entry and hand shadow copies to a background thread. It is raw ASGI on
 purpose: a framework's routing, dependency injection and response models cost more than the
@@ -42,6 +46,7 @@ from heron._serving._routing import Routing
 if TYPE_CHECKING:
     from heron._client import Client
     from heron._deployments import ResolvedTarget
+    from heron._serving._auth import TokenCheck
     from heron._serving._batch import MicroBatcher
 
 log = logging.getLogger("heron.serving")
@@ -67,6 +72,7 @@ class ServeOptions:
     max_batch_rows: int = 256
     shadow_capacity: int = 1_000
     keep_versions: int = 4  # extra recently served versions kept loaded (fast rollback)
+    auth: bool | None = None  # bearer tokens required; None: when the store has users
 
 
 class BodyTooLarge(HeronError):
@@ -100,6 +106,7 @@ class PredictionServer:
         self._shadow_slots = threading.BoundedSemaphore(options.shadow_capacity)
         self._shadow_pool: ThreadPoolExecutor | None = None
         self.logger: PredictionLogger | None = None
+        self.tokens: TokenCheck | None = None
         self._started = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -111,6 +118,17 @@ class PredictionServer:
             return
         self.refresh()
         opts = self.options
+        from heron._serving._auth import TokenCheck, server_has_users
+
+        auth = opts.auth if opts.auth is not None else server_has_users(self.client)
+        if auth:
+            self.tokens = TokenCheck(self.client, self.endpoint)
+        else:
+            log.warning(
+                "endpoint %s: authentication is OFF: anyone who can reach this server can "
+                "predict and send feedback",
+                self.endpoint,
+            )
         sinks: list[PredictionSink] = []
         if opts.log_predictions:
             sinks.append(StoreSink(self.client, opts.log_retention))
@@ -221,6 +239,9 @@ class PredictionServer:
         kind = scope["type"]
         if kind == "http":
             path, method = scope["path"], scope["method"]
+            tokens = self.tokens
+            if tokens is not None and path in _GUARDED and not await self._allowed(scope, send):
+                return
             if path == "/predict":
                 if method == "POST":
                     await self._predict(scope, receive, send)
@@ -238,6 +259,31 @@ class PredictionServer:
                 await _error(send, 404, "not_found", f"no route {method} {path}")
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _allowed(self, scope: dict[str, Any], send: Any) -> bool:
+        """Whether the request carries a valid token; if not, answer 401/403/429."""
+        tokens = self.tokens
+        assert tokens is not None
+        authorization = _header(scope, b"authorization")
+        if tokens.cached(authorization):
+            return True
+        client = scope.get("client")
+        source = client[0] if client else "unknown"
+        refusal = await asyncio.to_thread(tokens.check, authorization, source, scope["path"])
+        if refusal is None:
+            return True
+        self.metrics.request("", "", refusal.status).inc()
+        headers = list(_JSON_HEADERS)
+        if refusal.status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        if refusal.retry_after is not None:
+            headers.append((b"retry-after", str(refusal.retry_after).encode()))
+        body = orjson.dumps(
+            {"error": {"code": refusal.code, "message": refusal.message, "field": None}}
+        )
+        await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return False
 
     async def _predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -426,6 +472,15 @@ class PredictionServer:
 
 
 # --- small ASGI helpers ------------------------------------------------------------------
+
+_GUARDED = frozenset(("/predict", "/feedback", "/metrics"))
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
