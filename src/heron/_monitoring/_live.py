@@ -22,8 +22,14 @@ from sqlalchemy import Connection, func, select, update
 
 from heron._errors import HeronError
 from heron._monitoring._entities import Monitor, MonitorReference, WindowSummary
-from heron._monitoring._performance import infer_task, realized_performance
+from heron._monitoring._performance import (
+    estimated_performance,
+    infer_task,
+    realized_performance,
+)
 from heron._monitoring._summary import Outputs, _features, log_outputs, window_summary
+from heron._profiles import DatasetProfile
+from heron._serving._profiling import reference_digest
 from heron._store import _tables as t
 
 if TYPE_CHECKING:
@@ -58,12 +64,19 @@ def _time_windows(
     size_ms = (monitor.window.seconds or 86400) * 1000
     end_ms = int(until.timestamp() * 1000) // size_ms * size_ms
     log = t.prediction_log
+    digest = reference_digest(reference)
     if cursor_ms is None:
         first = conn.execute(_filtered(select(log.c.time), monitor).order_by(log.c.time).limit(1))
-        first_time = first.scalar()
-        if first_time is None:
+        sp = t.serving_profiles
+        first_profiled = conn.execute(
+            _filtered(select(func.min(sp.c.window_start)), monitor, sp).where(
+                sp.c.reference == digest
+            )
+        )
+        times = [x for x in (first.scalar(), first_profiled.scalar()) if x is not None]
+        if not times:
             return [], None
-        cursor_ms = int(first_time.timestamp() * 1000) // size_ms * size_ms
+        cursor_ms = int(min(times).timestamp() * 1000) // size_ms * size_ms
     if end_ms <= cursor_ms:
         return [], {"time": cursor_ms}
     rows = _read(conn, monitor, _time_range(cursor_ms, end_ms))
@@ -71,14 +84,85 @@ def _time_windows(
     for r in rows:
         start = int(r["time"].timestamp() * 1000) // size_ms * size_ms
         groups[(start, r["model"], r["version"])].append(r)
+    profiled = _profiled(conn, monitor, digest, cursor_ms, end_ms, size_ms)
     summaries = []
-    for (start, model, version), records in sorted(groups.items()):
+    for key in sorted(set(groups) | set(profiled)):
+        start, model, version = key
         begin = datetime.fromtimestamp(start / 1000, tz=UTC)
-        summaries.append(
-            _summary(monitor, reference, records, begin, begin + timedelta(milliseconds=size_ms),
-                     model, version)
-        )  # fmt: skip
+        end = begin + timedelta(milliseconds=size_ms)
+        records = groups.get(key, [])
+        if key in profiled:
+            summaries.append(
+                _profiled_summary(monitor, profiled[key], records, begin, end, model, version)
+            )
+        else:
+            summaries.append(_summary(monitor, reference, records, begin, end, model, version))
     return summaries, {"time": end_ms}
+
+
+def _profiled(
+    conn: Connection, monitor: Monitor, digest: str, start_ms: int, end_ms: int, size_ms: int
+) -> dict[tuple[int, str, int], dict[str, Any]]:
+    """The serving profiles of every request in the range, merged per window and version."""
+    sp = t.serving_profiles
+    query = _filtered(select(sp), monitor, sp).where(
+        sp.c.reference == digest, sp.c.window_start >= start_ms, sp.c.window_start < end_ms
+    )
+    merged: dict[tuple[int, str, int], dict[str, Any]] = {}
+    for r in conn.execute(query.order_by(sp.c.id)).mappings():
+        start = int(r["window_start"].timestamp() * 1000) // size_ms * size_ms
+        profile = DatasetProfile.model_validate(r["profile"])
+        predictions = r["predictions"]
+        out = None if predictions is None else DatasetProfile.model_validate(predictions)
+        key = (start, r["model"], r["version"])
+        have = merged.get(key)
+        if have is None:
+            merged[key] = {"requests": r["requests"], "profile": profile, "predictions": out}
+            continue
+        have["requests"] += r["requests"]
+        have["profile"] = have["profile"].merge(profile)
+        if out is not None:
+            have["predictions"] = (
+                out if have["predictions"] is None else have["predictions"].merge(out)
+            )
+    return merged
+
+
+def _profiled_summary(
+    monitor: Monitor,
+    stored: dict[str, Any],
+    records: list[Any],
+    start: datetime,
+    end: datetime,
+    model: str,
+    version: int,
+) -> WindowSummary:
+    """A window from the profiles of all its requests; performance from the raw log, which
+    keeps every request's outputs (and feedback joins it)."""
+    profile: DatasetProfile = stored["profile"]
+    performance = estimated = None
+    if records:
+        performance = _realized(monitor, records)
+        answered = log_outputs(
+            pd.Series([a for r in records for a in orjson.loads(r["outputs"])], dtype=object)
+        )
+        task = monitor.task or infer_task(answered.predictions, answered.proba is not None)
+        if task == "classification" and answered.proba is not None:
+            estimated = estimated_performance(
+                answered.predictions, answered.proba, answered.classes
+            )
+    return WindowSummary(
+        window_start=start,
+        window_end=end,
+        rows=profile.rows,
+        model=model,
+        version=version,
+        profile=profile,
+        predictions=stored["predictions"],
+        performance=performance,
+        estimated_performance=estimated,
+        notes=[f"profiled from all {stored['requests']} requests"],
+    )
 
 
 def _count_windows(
@@ -108,8 +192,7 @@ def _count_windows(
     return summaries, {"log_id": int(chunks[-1][-1]["id"])}
 
 
-def _filtered(query: Any, monitor: Monitor) -> Any:
-    log = t.prediction_log
+def _filtered(query: Any, monitor: Monitor, log: Any = t.prediction_log) -> Any:
     if monitor.endpoint is not None:
         return query.where(log.c.endpoint == monitor.endpoint)
     name, _, rest = (monitor.model or "").partition("/")

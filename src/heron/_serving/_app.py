@@ -73,6 +73,7 @@ class ServeOptions:
     shadow_capacity: int = 1_000
     keep_versions: int = 4  # extra recently served versions kept loaded (fast rollback)
     auth: bool | None = None  # bearer tokens required; None: when the store has users
+    profile_traffic: bool = True  # fold every request into per-minute monitor profiles
 
 
 class BodyTooLarge(HeronError):
@@ -107,6 +108,7 @@ class PredictionServer:
         self._shadow_pool: ThreadPoolExecutor | None = None
         self.logger: PredictionLogger | None = None
         self.tokens: TokenCheck | None = None
+        self._profiling = False
         self._started = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -132,6 +134,14 @@ class PredictionServer:
         sinks: list[PredictionSink] = []
         if opts.log_predictions:
             sinks.append(StoreSink(self.client, opts.log_retention))
+        self._profiling = False
+        if opts.log_predictions and opts.profile_traffic:
+            from heron._serving._profiling import ProfileSink
+
+            profiles = ProfileSink(self.client, self.endpoint)
+            if profiles.enabled:
+                sinks.append(profiles)
+                self._profiling = True
         sinks += self._extra_sinks
         if sinks:
             self.logger = PredictionLogger(
@@ -343,6 +353,7 @@ class PredictionServer:
                         rows_of(data),
                         inputs,
                         out,
+                        body if self._profiling and inputs is None else None,
                     )
                 )
             if routing.shadows:

@@ -38,10 +38,16 @@ class Entry(NamedTuple):
     rows: int
     inputs: bytes | None  # the request body, when sampled
     outputs: bytes  # JSON of the predictions
+    body: bytes | None = None  # the whole request body, for profiles (when not in inputs)
 
 
 class PredictionSink(Protocol):
     def write(self, endpoint: str, entries: list[Entry]) -> None: ...
+
+
+def _size(e: Entry) -> int:
+    size = len(e.outputs) + (len(e.inputs) if e.inputs is not None else 0)
+    return size + (len(e.body) if e.body is not None and e.body is not e.inputs else 0)
 
 
 class StoreSink:
@@ -172,7 +178,7 @@ class PredictionLogger:
 
     def put(self, entry: Entry) -> None:
         """Enqueue without waiting; when full, drop and count. Called from one thread."""
-        size = len(entry.outputs) + (len(entry.inputs) if entry.inputs is not None else 0)
+        size = _size(entry)
         queued = self._bytes_added - self._bytes_removed
         if len(self._queue) >= self.capacity or queued + size > self.max_bytes:
             self.dropped += 1
@@ -195,6 +201,13 @@ class PredictionLogger:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.flush()
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("prediction log sink %r failed to close", sink)
 
     def flush(self) -> None:
         """Write everything queued now, in this thread (feedback waits on this)."""
@@ -219,9 +232,7 @@ class PredictionLogger:
                 entries.append(queue.popleft())
             if not entries:
                 return False
-            self._bytes_removed += sum(
-                len(e.outputs) + (len(e.inputs) if e.inputs is not None else 0) for e in entries
-            )
+            self._bytes_removed += sum(_size(e) for e in entries)
             for sink in self.sinks:
                 try:
                     sink.write(self.endpoint, entries)

@@ -504,3 +504,25 @@ monitor_events = Table(
     Column("details", JSON, nullable=False),
     Index(None, "kind", "time"),
 )
+
+# --- serving profiles --------------------------------------------------------------------
+
+# Partial per-minute profiles of ALL serving traffic, one row per server process and minute
+# flushed; readers merge the rows of a window (profiles merge exactly). ``reference`` is the
+# digest of the reference profile whose bin edges they use: a monitor reads only rows built
+# on its own reference.
+serving_profiles = Table(
+    "serving_profiles",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("window_start", Millis, nullable=False),  # the minute, epoch ms
+    Column("requests", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("profile", JSON, nullable=False),
+    Column("predictions", JSON),
+    Index(None, "endpoint", "window_start"),
+)

@@ -1,0 +1,191 @@
+"""Profiles of ALL serving traffic, built by the log flusher (never on the request path).
+
+The raw prediction log keeps a bounded sample of inputs; this sink folds every request's
+inputs and outputs into mergeable per-minute profiles (``DatasetProfile``) against the
+reference of each monitor that watches the endpoint (or its models), and writes one row per
+minute, model version and reference to ``serving_profiles`` once the minute has passed (and
+whatever is open when the server stops). Live monitor checks merge these rows per window,
+so drift over a window counts every request, whatever the raw sample kept.
+
+Memory is bounded: one profile per open minute, version and reference (O(bins) each), at
+most ``MAX_REFERENCES`` references. Through a Heron server (``HERON_URL``) there is no
+direct store, so profiles are not built and monitors read the raw sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from heron._client import Client
+    from heron._monitoring._entities import MonitorReference
+    from heron._profiles import DatasetProfile
+    from heron._serving._log import Entry
+
+log = logging.getLogger("heron.serving")
+
+MINUTE_MS = 60_000
+MAX_REFERENCES = 4
+REFERENCE_REFRESH_S = 30.0
+
+# (model, version, reference digest, minute start ms)
+_Key = tuple[str, int, str, int]
+
+
+def reference_digest(reference: MonitorReference) -> str:
+    """Names the bin edges and categories profiles were built on (both sides agree)."""
+    parts = [reference.profile.model_dump(mode="json")]
+    if reference.predictions is not None:
+        parts.append(reference.predictions.model_dump(mode="json"))
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class _Window:
+    __slots__ = ("predictions", "profile", "requests", "rows")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.rows = 0
+        self.profile: DatasetProfile | None = None
+        self.predictions: DatasetProfile | None = None
+
+
+class ProfileSink:
+    """A ``PredictionSink`` that profiles every primary request's inputs and outputs."""
+
+    def __init__(self, client: Client, endpoint: str) -> None:
+        from heron._transport import EmbeddedTransport
+
+        transport = client.transport
+        self.services = transport.services if isinstance(transport, EmbeddedTransport) else None
+        self.client = client
+        self.endpoint = endpoint
+        self._references: dict[str, MonitorReference] = {}
+        self._loaded = -1e9
+        self._windows: dict[_Key, _Window] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.services is not None
+
+    def write(self, endpoint: str, entries: list[Entry]) -> None:
+        if self.services is None:
+            return
+        self._refresh_references()
+        if self._references:
+            groups: dict[tuple[str, int, int], list[Entry]] = defaultdict(list)
+            for e in entries:
+                body = e.inputs if e.inputs is not None else e.body
+                if e.shadow or body is None:
+                    continue
+                minute = int(e.time * 1000) // MINUTE_MS * MINUTE_MS
+                groups[(e.model, e.version, minute)].append(e)
+            for (model, version, minute), group in groups.items():
+                self._fold(model, version, minute, group)
+        self._write(closed_before=int(time.time() * 1000) // MINUTE_MS * MINUTE_MS)
+
+    def close(self) -> None:
+        self._write(closed_before=None)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _refresh_references(self) -> None:
+        if time.monotonic() - self._loaded < REFERENCE_REFRESH_S:
+            return
+        self._loaded = time.monotonic()
+        assert self.services is not None
+        monitoring = self.services.monitoring
+        try:
+            served = {t.model for t in self.client.resolve_endpoint(self.endpoint).targets}
+            references: dict[str, MonitorReference] = {}
+            for monitor in monitoring.list_monitors(max_results=1000).items:
+                watched = monitor.endpoint == self.endpoint or (
+                    monitor.endpoint is None
+                    and (monitor.model or "").partition("@")[0].partition("/")[0] in served
+                )
+                if watched and len(references) < MAX_REFERENCES:
+                    reference = monitoring.get_monitor_reference(monitor.name)
+                    references.setdefault(reference_digest(reference), reference)
+        except Exception as exc:  # the store may be briefly away: keep the last ones
+            log.warning("endpoint %s: monitor references not refreshed: %s", self.endpoint, exc)
+            return
+        self._references = references
+
+    def _fold(self, model: str, version: int, minute: int, entries: list[Entry]) -> None:
+        import pandas as pd
+
+        from heron._errors import HeronError
+        from heron._models import frame_from_payload
+        from heron._monitoring._summary import log_outputs
+        from heron._profiles import DatasetProfile
+
+        frames, outputs = [], []
+        for e in entries:
+            body = e.inputs if e.inputs is not None else e.body
+            try:
+                frame = frame_from_payload(orjson.loads(body))  # type: ignore[arg-type]
+                answers = orjson.loads(e.outputs)
+            except (HeronError, ValueError, TypeError):
+                continue
+            if len(answers) == len(frame):
+                frames.append(frame)
+                outputs.extend(answers)
+        if not frames:
+            return
+        features = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        answered = log_outputs(pd.Series(outputs, dtype=object))
+        predicted = pd.Series(answered.predictions, name="prediction")
+        for digest, reference in self._references.items():
+            window = self._windows.setdefault((model, version, digest, minute), _Window())
+            profile = DatasetProfile.from_frame(features, reference=reference.profile)
+            window.profile = profile if window.profile is None else window.profile.merge(profile)
+            if reference.predictions is not None:
+                out = DatasetProfile.for_predictions(predicted, reference=reference.predictions)
+                window.predictions = (
+                    out if window.predictions is None else window.predictions.merge(out)
+                )
+            window.requests += len(frames)
+            window.rows += len(features)
+
+    def _write(self, closed_before: int | None) -> None:
+        from heron._store import _tables as t
+
+        done = [k for k in self._windows if closed_before is None or k[3] < closed_before]
+        if not done or self.services is None:
+            return
+        rows = []
+        for key in done:
+            window = self._windows.pop(key)
+            if window.profile is None:
+                continue
+            model, version, digest, minute = key
+            rows.append(
+                {
+                    "endpoint": self.endpoint,
+                    "model": model,
+                    "version": version,
+                    "reference": digest,
+                    "window_start": _datetime(minute),
+                    "requests": window.requests,
+                    "rows": window.rows,
+                    "profile": window.profile.model_dump(mode="json"),
+                    "predictions": None
+                    if window.predictions is None
+                    else window.predictions.model_dump(mode="json"),
+                }
+            )
+        if rows:
+            with self.services.metadata.write() as conn:
+                conn.execute(t.serving_profiles.insert(), rows)
+
+
+def _datetime(ms: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -1,0 +1,100 @@
+"""Profiles of all serving traffic: every request counts in live drift, whatever the raw
+sample kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import heron
+from heron._serving import PredictionServer, ServeOptions
+from heron._settings import Settings
+from heron.testing import embedded_client, serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.Series]:
+    return load_breast_cancer(return_X_y=True, as_frame=True)
+
+
+@pytest.fixture(scope="module")
+def model(data: Any) -> Any:
+    X, y = data
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+
+
+@pytest.fixture
+def store(settings: Settings, data: Any, model: Any) -> Iterator[heron.Client]:
+    X, y = data
+    client = embedded_client(settings)
+    client.log_dataset(X.assign(target=y), name="breast-cancer")
+    client.log_model(model, "cancer-clf", input_example=X.head(3))
+    client.set_alias("cancer-clf", "champion", 1)
+    client.create_endpoint("cancer", ["cancer-clf@champion"])
+    client.create_monitor("live", "breast-cancer", endpoint="cancer", window="hour")
+    yield client
+    client.close()
+
+
+def _serve(client: heron.Client, **options: Any) -> PredictionServer:
+    opts = {"poll_interval": 0.05, "log_interval": 0.05, "auth": False, **options}
+    server = PredictionServer(client, ServeOptions("cancer", **opts))
+    server.start()
+    return server
+
+
+def _send(url: str, X: pd.DataFrame, requests: int, rows: int) -> None:
+    with httpx.Client(base_url=url) as http:
+        for i in range(requests):
+            batch = X.iloc[i * rows : (i + 1) * rows].to_dict(orient="records")
+            assert http.post("/predict", json={"instances": batch}).status_code == 200
+
+
+def test_every_request_is_profiled_beyond_the_raw_sample(store: heron.Client, data: Any) -> None:
+    X, _ = data
+    shifted = X.iloc[:200].assign(**{"mean radius": X["mean radius"].iloc[:200] * 2})
+    # A raw-log input budget of 1 byte/s keeps (almost) no inputs: the sample is empty.
+    server = _serve(store, log_input_bytes_per_second=1.0)
+    try:
+        with serve_in_thread(server) as url:
+            _send(url, X.iloc[200:], 40, 4)
+            _send(url, shifted, 50, 4)
+    finally:
+        server.close()
+    logged = store.list_predictions("cancer").items
+    assert len(logged) == 90 and all(r.inputs is None for r in logged)
+
+    checks = store.run_monitor("live", until=datetime.now(UTC) + timedelta(hours=2))
+    assert sum(c.rows for c in checks) == 360  # every row sent, none from the raw sample
+    assert all(any("profiled from all" in n for n in c.notes) for c in checks)
+    assert "mean radius" in {name for c in checks for name in c.drifted_names()}
+
+
+def test_without_a_monitor_nothing_is_profiled(settings: Settings, data: Any, model: Any):
+    X, _ = data
+    client = embedded_client(settings)
+    try:
+        client.log_model(model, "m", input_example=X.head(3))
+        client.create_endpoint("cancer", ["m/1"])
+        server = _serve(client)
+        try:
+            with serve_in_thread(server) as url:
+                _send(url, X, 3, 2)
+        finally:
+            server.close()
+        from heron._store import _tables as t
+
+        services: Any = client.transport.services  # type: ignore[attr-defined]
+        with services.metadata.read() as conn:
+            assert conn.execute(t.serving_profiles.select()).first() is None
+    finally:
+        client.close()
