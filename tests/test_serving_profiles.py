@@ -98,3 +98,50 @@ def test_without_a_monitor_nothing_is_profiled(settings: Settings, data: Any, mo
             assert conn.execute(t.serving_profiles.select()).first() is None
     finally:
         client.close()
+
+
+def test_class_probabilities_are_logged_for_live_cbpe(
+    store: heron.Client, data: Any, model: Any
+) -> None:
+    X, y = data
+    server = _serve(store)
+    ids: list[str] = []
+    try:
+        with serve_in_thread(server) as url, httpx.Client(base_url=url) as http:
+            for i in range(30):
+                rows = X.iloc[i * 5 : i * 5 + 5].to_dict(orient="records")
+                ids.append(http.post("/predict", json={"instances": rows}).json()["request_id"])
+    finally:
+        server.close()
+    feedback = [{"request_id": r, "label": y.iloc[i * 5 : i * 5 + 5].tolist()}
+                for i, r in enumerate(ids)]  # fmt: skip
+    assert store.log_feedback("cancer", feedback).accepted == 30
+
+    checks = store.run_monitor("live", until=datetime.now(UTC) + timedelta(hours=2))
+    assert sum(c.rows for c in checks) == 150
+    estimated = [c.estimated_performance for c in checks]
+    assert all(e is not None and e.estimated for e in estimated)
+    assert sum(e.rows for e in estimated if e is not None) == 150
+    stored = store.list_monitor_checks("live").items  # realized once the labels joined
+    realized = [c.performance for c in stored]
+    assert all(p is not None and "roc_auc" in p.metrics for p in realized)
+    # The model is well calibrated on data like its training data: CBPE lands near the truth.
+    for e, p in zip(estimated, realized, strict=True):
+        assert e is not None and p is not None
+        assert abs(e.metrics["accuracy"] - p.metrics["accuracy"]) < 0.1
+
+
+@pytest.mark.parametrize("budget", [0, None], ids=["zero", "off"])
+def test_no_probabilities_without_a_budget(
+    store: heron.Client, data: Any, budget: float | None
+) -> None:
+    X, _ = data
+    server = _serve(store, proba_rows_per_second=budget)
+    try:
+        with serve_in_thread(server) as url:
+            _send(url, X, 5, 3)
+    finally:
+        server.close()
+    checks = store.run_monitor("live", until=datetime.now(UTC) + timedelta(hours=2))
+    assert sum(c.rows for c in checks) == 15
+    assert all(c.estimated_performance is None for c in checks)

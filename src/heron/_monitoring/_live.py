@@ -143,9 +143,8 @@ def _profiled_summary(
     performance = estimated = None
     if records:
         performance = _realized(monitor, records)
-        answered = log_outputs(
-            pd.Series([a for r in records for a in orjson.loads(r["outputs"])], dtype=object)
-        )
+        # CBPE over the requests whose probabilities were logged (a bounded share).
+        answered = _answers([r for r in records if r["proba"] is not None] or records)
         task = monitor.task or infer_task(answered.predictions, answered.proba is not None)
         if task == "classification" and answered.proba is not None:
             estimated = estimated_performance(
@@ -207,12 +206,18 @@ def _time_range(start_ms: int, end_ms: int) -> Any:
 
 
 def _read(conn: Connection, monitor: Monitor, where: Any) -> list[Any]:
-    log, fb = t.prediction_log, t.prediction_feedback
-    query = select(
-        log.c.id, log.c.model, log.c.version, log.c.time, log.c.rows, log.c.inputs,
-        log.c.outputs, fb.c.label, fb.c.time.label("label_time"),
-    ).outerjoin(
-        fb, (fb.c.endpoint == log.c.endpoint) & (fb.c.request_id == log.c.request_id)
+    log, fb, pp = t.prediction_log, t.prediction_feedback, t.prediction_proba
+    query = (
+        select(
+            log.c.id, log.c.model, log.c.version, log.c.time, log.c.rows, log.c.inputs,
+            log.c.outputs, fb.c.label, fb.c.time.label("label_time"), pp.c.classes, pp.c.proba,
+        )
+        .outerjoin(fb, (fb.c.endpoint == log.c.endpoint) & (fb.c.request_id == log.c.request_id))
+        .outerjoin(
+            pp,
+            (pp.c.endpoint == log.c.endpoint) & (pp.c.request_id == log.c.request_id)
+            & (pp.c.model == log.c.model) & (pp.c.version == log.c.version),
+        )
     )  # fmt: skip
     query = where(_filtered(query, monitor)).order_by(log.c.id).limit(MAX_LOG_ROWS)
     return list(conn.execute(query).mappings())
@@ -229,7 +234,7 @@ def _summary(
 ) -> WindowSummary:
     from heron._models import frame_from_payload
 
-    frames, outputs, labels = [], [], []
+    frames, outputs, labels, kept = [], [], [], []
     unsampled = unreadable = 0
     for r in records:
         if r["inputs"] is None:
@@ -246,6 +251,7 @@ def _summary(
             continue
         frames.append(frame)
         outputs.extend(answers)
+        kept.append(r)
         labels.extend(_row_labels(r["label"], len(frame)))
     notes = []
     if unsampled:
@@ -254,7 +260,7 @@ def _summary(
         notes.append(f"{unreadable} logged requests could not be read")
     features = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     features = _features(features, monitor)
-    answered = log_outputs(pd.Series(outputs, dtype=object)) if outputs else None
+    answered = _answers(kept) if outputs else None
     known = any(label is not None for label in labels)
     return window_summary(
         features, reference, monitor, answered,
@@ -309,16 +315,28 @@ def refresh_performance(service: MonitoringService, conn: Connection, row: Any) 
     return changed
 
 
+def _answers(records: list[Any]) -> Outputs:
+    """The logged outputs of ``records``, with class probabilities where every record has
+    them (the prediction server logs them for a bounded number of rows per second)."""
+    outputs = [a for r in records for a in orjson.loads(r["outputs"])]
+    probas = [r.get("proba") for r in records]
+    answered = log_outputs(pd.Series(outputs, dtype=object))
+    if not records or any(p is None for p in probas) or answered.proba is not None:
+        return answered
+    proba = np.asarray([row for p in probas for row in p], dtype=np.float64)
+    classes = records[0]["classes"]
+    if proba.shape != (len(outputs), len(classes)) or any(r["classes"] != classes for r in records):
+        return answered
+    return Outputs(answered.predictions, proba, list(classes))
+
+
 def _realized(monitor: Monitor, records: list[Any]) -> Any:
-    outputs: list[Any] = []
     labels: list[Any] = []
     for r in records:
-        answers = orjson.loads(r["outputs"])
-        outputs.extend(answers)
-        labels.extend(_row_labels(r["label"], len(answers)))
+        labels.extend(_row_labels(r["label"], len(orjson.loads(r["outputs"]))))
     if not any(label is not None for label in labels):
         return None
-    answered: Outputs = log_outputs(pd.Series(outputs, dtype=object))
+    answered: Outputs = _answers(records)
     task = monitor.task or infer_task(answered.predictions, answered.proba is not None)
     return realized_performance(
         task, np.asarray(labels, dtype=object), answered.predictions, answered.proba,

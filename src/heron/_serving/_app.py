@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from heron._deployments import ResolvedTarget
     from heron._serving._auth import TokenCheck
     from heron._serving._batch import MicroBatcher
+    from heron._serving._proba import RowBudget
 
 log = logging.getLogger("heron.serving")
 
@@ -74,6 +75,7 @@ class ServeOptions:
     keep_versions: int = 4  # extra recently served versions kept loaded (fast rollback)
     auth: bool | None = None  # bearer tokens required; None: when the store has users
     profile_traffic: bool = True  # fold every request into per-minute monitor profiles
+    proba_rows_per_second: float | None = 2_000  # rows whose class probabilities are logged
 
 
 class BodyTooLarge(HeronError):
@@ -109,6 +111,7 @@ class PredictionServer:
         self.logger: PredictionLogger | None = None
         self.tokens: TokenCheck | None = None
         self._profiling = False
+        self._proba_budget: RowBudget | None = None
         self._started = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -142,6 +145,13 @@ class PredictionServer:
             if profiles.enabled:
                 sinks.append(profiles)
                 self._profiling = True
+        if opts.log_predictions and opts.proba_rows_per_second:
+            from heron._serving._proba import ProbaSink, RowBudget
+
+            proba = ProbaSink(self.client, lambda m, v: self._models.get((m, v)))
+            if proba.enabled:
+                sinks.append(proba)
+                self._proba_budget = RowBudget(opts.proba_rows_per_second)
         sinks += self._extra_sinks
         if sinks:
             self.logger = PredictionLogger(
@@ -311,7 +321,7 @@ class PredictionServer:
                 return
             data = _parse(body)
             served = routing.choose(scope, data)
-            predictions = await self._run_model(served, data, body)
+            predictions, prepared = await self._run_model(served, data, body)
             out = dump_predictions(predictions)
             request_id = uuid.uuid4().hex
             await send(
@@ -354,6 +364,7 @@ class PredictionServer:
                         inputs,
                         out,
                         body if self._profiling and inputs is None else None,
+                        self._keep_prepared(served, prepared),
                     )
                 )
             if routing.shadows:
@@ -377,7 +388,13 @@ class PredictionServer:
                 metrics.request("", "", status).inc()
             metrics.latency.observe(time.perf_counter() - started)
 
-    async def _run_model(self, served: ServedModel, data: Any, body: bytes) -> Any:
+    def _keep_prepared(self, served: ServedModel, prepared: Any) -> Any:
+        budget = self._proba_budget
+        if budget is None or not served.has_proba or not budget.take(len(prepared)):
+            return None
+        return prepared
+
+    async def _run_model(self, served: ServedModel, data: Any, body: bytes) -> tuple[Any, Any]:
         try:
             prepared = served.prepare(data, body)
         except (ValueError, TypeError, KeyError) as exc:
@@ -385,8 +402,8 @@ class PredictionServer:
             raise InvalidInput(f"the input could not be read: {exc}") from exc
         batcher = self._batchers.get(id(served)) if self._batchers else None
         if batcher is not None and self._in_flight > 1:
-            return await batcher.predict(prepared, len(prepared))
-        return served.predict_prepared(prepared)
+            return await batcher.predict(prepared, len(prepared)), prepared
+        return served.predict_prepared(prepared), prepared
 
     def _shadow(self, routing: Routing, data: Any, body: bytes, request_id: str) -> None:
         if self._shadow_pool is None or not self._shadow_slots.acquire(blocking=False):

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from heron._client import Client
@@ -39,6 +39,7 @@ class Entry(NamedTuple):
     inputs: bytes | None  # the request body, when sampled
     outputs: bytes  # JSON of the predictions
     body: bytes | None = None  # the whole request body, for profiles (when not in inputs)
+    prepared: Any = None  # the validated model input, for class probabilities (bounded)
 
 
 class PredictionSink(Protocol):
@@ -47,7 +48,8 @@ class PredictionSink(Protocol):
 
 def _size(e: Entry) -> int:
     size = len(e.outputs) + (len(e.inputs) if e.inputs is not None else 0)
-    return size + (len(e.body) if e.body is not None and e.body is not e.inputs else 0)
+    size += len(e.body) if e.body is not None and e.body is not e.inputs else 0
+    return size + (int(getattr(e.prepared, "nbytes", 0)) if e.prepared is not None else 0)
 
 
 class StoreSink:

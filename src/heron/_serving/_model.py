@@ -68,6 +68,26 @@ class ServedModel:
     def predict(self, data: Any) -> Any:
         return self.predict_prepared(self.prepare(data))
 
+    @property
+    def has_proba(self) -> bool:
+        """Whether class probabilities can be computed from prepared inputs."""
+        if self._fast is not None:
+            return callable(getattr(self._fast, "predict_proba", None))
+        return self.loaded.supports_proba
+
+    def proba_prepared(self, prepared: Any) -> tuple[list[Any], Any]:
+        """The classes and class probabilities of prepared inputs (for live CBPE; the log
+        flusher calls this, never the request path)."""
+        from heron._monitoring._summary import _classes
+
+        if self._fast is not None:
+            proba = self._fast.predict_proba(prepared)
+            classes = list(getattr(self._fast, "classes_", range(proba.shape[1])))
+        else:
+            proba = _plain(self.loaded._predictor.predict_proba(prepared))  # type: ignore[attr-defined]
+            classes = _classes(self.loaded) or list(range(proba.shape[1]))
+        return [c.item() if hasattr(c, "item") else c for c in classes], proba
+
     def warm(self) -> None:
         """Predict the input example a few times so the first request pays no first-call
         costs (lazy imports, allocator, caches)."""

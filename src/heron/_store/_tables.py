@@ -526,3 +526,20 @@ serving_profiles = Table(
     Column("predictions", JSON),
     Index(None, "endpoint", "window_start"),
 )
+
+# Class probabilities of logged predictions (classifiers with predict_proba), computed by
+# the prediction server's flusher for a bounded number of rows per second: what live
+# confidence-based performance estimation (CBPE) reads. Joined to prediction_log by
+# (endpoint, request_id, model, version).
+prediction_proba = Table(
+    "prediction_proba",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("request_id", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("classes", JSON, nullable=False),
+    Column("proba", JSON, nullable=False),  # one list of class probabilities per row
+    Index(None, "endpoint", "request_id"),
+)
