@@ -331,6 +331,22 @@ BAD_INPUTS = [
     ("no rows", NUMERIC, [], "data"),
     ("list of non-records", NUMERIC, [[1.0, 2]], "data"),
     ("ragged columns", NUMERIC, {"x": [1.0, 2.0], "n": [1]}, "data"),
+    ("numeric: true among floats", NUMERIC, [{"x": True, "n": 1}, {"x": 2.5, "n": 2}], "x"),
+    ("numeric: false among floats", NUMERIC, [{"x": 2.5, "n": 1}, {"x": False, "n": 2}], "x"),
+    ("numeric: true in long column", NUMERIC, [{"x": 1.5, "n": True}], "n"),
+    ("numeric: booleans only", NUMERIC, [{"x": True, "n": False}], "x"),
+    (
+        "numeric: boolean in a split",
+        NUMERIC,
+        {"columns": ["x", "n"], "data": [[0.5, 1], [1.5, True]]},
+        "n",
+    ),
+    (
+        "numeric: boolean in a large input",
+        NUMERIC,
+        [{"x": 0.5, "n": 3}] * 400 + [{"x": 1.5, "n": False}],
+        "n",
+    ),
 ]
 
 
@@ -347,6 +363,14 @@ def test_validate_rejects(signature: Signature, data: Any, field: str) -> None:
         with pytest.raises(InvalidInput) as info:
             signature.to_array(data)
         assert info.value.field == field
+
+
+def test_exact_zeros_and_ones_are_still_numbers() -> None:
+    records = [{"x": 1.0, "n": 0}, {"x": 0.0, "n": 1}] * 300  # past the small-input scan
+    np.testing.assert_array_equal(NUMERIC.to_array(records)[:2], [[1.0, 0.0], [0.0, 1.0]])
+    assert NUMERIC.validate(records[:2])["x"].tolist() == [1.0, 0.0]
+    split = {"columns": ["x", "n", "flag"], "data": [[1.0, 0, True]]}  # unused column
+    np.testing.assert_array_equal(NUMERIC.to_array(split), [[1.0, 0.0]])
 
 
 def test_validate_datetimes() -> None:

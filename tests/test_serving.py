@@ -566,23 +566,23 @@ def test_two_replicas_share_one_postgres_store(tmp_path: Path, data: Any, fitted
 
 
 @pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        (b'{"a": 1.5}', False),
-        (b'{"a": true}', True),
-        (b'{"a": false}', True),
-        (b'{"a": [' + b"1.25, " * 3000 + b"2]}", False),
-        (b'{"a": [' + b"1.25, " * 3000 + b"true]}", True),
-        (b'{"a": [false, ' + b"1.25, " * 3000 + b"2]}", True),
-        (b'{"a": [' + b"1.25, " * 3000 + b'2], "x": "fa"}', False),
-    ],
-    ids=["small", "small-true", "small-false", "large", "large-true-last", "large-false-first",
-         "large-near-miss"],
-)  # fmt: skip
-def test_boolean_detection(body: bytes, expected: bool) -> None:
-    from heron._serving._model import has_json_booleans
-
-    assert has_json_booleans(body) is expected
+    ("row", "column", "split"),
+    [(99, "mean area", False), (0, "worst symmetry", False), (50, "mean radius", True)],
+    ids=["records-last", "records-first", "split"],
+)
+def test_a_boolean_in_a_number_column_is_422(
+    store: heron.Client, endpoint: str, data: Any, row: int, column: str, split: bool
+) -> None:
+    X, _ = data
+    rows = _records(X, 100)
+    rows[row][column] = row % 2 == 0
+    body: dict[str, Any] = {"instances": rows}
+    if split:
+        columns = list(rows[0])
+        body = {"dataframe_split": {"columns": columns, "data": [list(r.values()) for r in rows]}}
+    with running(store, endpoint, log_predictions=False) as (url, _):
+        r = httpx.post(f"{url}/predict", json=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] == column
 
 
 def test_a_boolean_in_a_large_body_is_422(store: heron.Client, endpoint: str, data: Any) -> None:

@@ -12,6 +12,7 @@ matches the signature. Request bodies are unpacked by :func:`unpack_payload`.
 
 from __future__ import annotations
 
+import itertools
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -152,19 +153,54 @@ class Signature(BaseModel):
 
 
 def _fast_array(data: Any, names: list[str]) -> np.ndarray | None:
-    """The inputs as an array without pandas, or None when the input needs the slow path."""
+    """The inputs as an array without pandas, or None when the input needs the slow path.
+
+    numpy turns ``True``/``False`` among numbers into 1/0 without a trace, so where the
+    array holds an exact 0 or 1 those cells are looked up in ``data``: a boolean there is
+    refused (InvalidInput naming the column). Real-valued inputs rarely hold exact 0/1, so
+    the check costs two vectorized comparisons.
+    """
     import numpy as np
 
     try:
         if type(data) is list and data and type(data[0]) is dict:
-            return np.array([[row[name] for name in names] for row in data])
+            rows = [[row[name] for name in names] for row in data]
+            array = np.array(rows)
+            _refuse_booleans(array, rows, names, lambda i, j: rows[i][j])
+            return array
         if type(data) is dict and _is_columnar(data):
             positions = [data["columns"].index(name) for name in names]
             array = np.array(data["data"])
-            return array[:, positions] if array.ndim == 2 else None
+            if array.ndim != 2:
+                return None
+            array = array[:, positions]
+            rows = data["data"]
+            _refuse_booleans(array, rows, names, lambda i, j: rows[i][positions[j]])
+            return array
     except (KeyError, TypeError, ValueError, IndexError):
         return None
     return None
+
+
+_SMALL = 512  # values
+
+
+def _refuse_booleans(array: np.ndarray, rows: list[Any], names: list[str], value: Any) -> None:
+    import numpy as np
+
+    if array.dtype.kind not in "fiu" or array.ndim != 2:
+        return
+    if array.size <= _SMALL and bool not in set(map(type, itertools.chain.from_iterable(rows))):
+        return  # small inputs: one C-level pass over the values beats the array checks
+    suspects = (array == 0) | (array == 1)
+    if not suspects.any():
+        return
+    for i, j in np.argwhere(suspects):
+        if type(value(int(i), int(j))) is bool:
+            name = names[int(j)]
+            raise InvalidInput(
+                f"column {name!r} must hold numbers, got a boolean (row {int(i)})", field=name
+            )
 
 
 def _is_columnar(data: dict[str, Any]) -> bool:

@@ -44,18 +44,8 @@ class ServedModel:
 
     def prepare(self, data: Any, body: bytes = b"") -> Any:
         """Validate ``data`` (records or a columnar split, parsed from ``body``) into what
-        ``predict_prepared`` takes; raises InvalidInput naming the column."""
-        # numpy turns true/false into 1.0/0.0 without a trace, so the array fast path would
-        # accept booleans in number columns; a body that has them takes the full validation.
-        strict = has_json_booleans(body)
-        signature = self.loaded.signature
-        if strict and signature is not None and signature.inputs:
-            # A DataFrame skips Signature's own array shortcut, which has the same blind spot.
-            frame = signature.validate(_frame(data))
-            if self._fast is not None:
-                import numpy as np
-
-                return frame.to_numpy(dtype=np.float64)
+        ``predict_prepared`` takes; raises InvalidInput naming the column (booleans in
+        number columns included: ``Signature.to_array`` refuses them)."""
         if self._fast is not None and self._to_array is not None:
             return self._to_array(data)
         return self.loaded._prepare(data)
@@ -159,34 +149,6 @@ def concat_prepared(parts: list[Any]) -> Any:
     import numpy as np
 
     return np.concatenate(parts, axis=0)
-
-
-def has_json_booleans(body: bytes) -> bool:
-    """Whether ``true`` or ``false`` may occur in ``body`` (inside a string too: then the
-    caller only validates more slowly than needed). A byte search costs ~1.5 ns a byte, a
-    fifth of a 100-row request, so large bodies are scanned with numpy (SIMD) instead."""
-    if len(body) < 8192:
-        return b"true" in body or b"false" in body
-    import numpy as np
-
-    a = np.frombuffer(body, dtype=np.uint8)
-    found = a[:-2] == ord("t")
-    found &= a[1:-1] == ord("r")
-    found &= a[2:] == ord("u")
-    if found.any():
-        return True
-    found = a[:-2] == ord("f")
-    found &= a[1:-1] == ord("a")
-    found &= a[2:] == ord("l")
-    return bool(found.any())
-
-
-def _frame(data: Any) -> Any:
-    import pandas as pd
-
-    if isinstance(data, list):
-        return pd.DataFrame(data)
-    return pd.DataFrame(data["data"], columns=data["columns"])
 
 
 def _plain(result: Any) -> Any:
