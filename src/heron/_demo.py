@@ -14,6 +14,7 @@ from rich.table import Table
 
 from heron._client import Client
 from heron._monitoring._demo import monitor_drift
+from heron._serving._demo import serve_predictions
 
 console = Console()
 Chapter = Callable[[Client, dict[str, Any]], None]
@@ -48,7 +49,7 @@ def track_and_register(client: Client, state: dict[str, Any]) -> None:
     console.print(table)
 
 
-CHAPTERS: list[Chapter] = [track_and_register, monitor_drift]
+CHAPTERS: list[Chapter] = [track_and_register, serve_predictions, monitor_drift]
 
 
 def run_demo(client: Client | None = None) -> dict[str, Any]:
