@@ -14,6 +14,7 @@ from rich.table import Table
 
 from heron._client import Client
 from heron._monitoring._demo import monitor_drift
+from heron._pipelines._demo import retrain_with_a_pipeline
 from heron._serving._demo import serve_predictions
 
 console = Console()
@@ -49,7 +50,12 @@ def track_and_register(client: Client, state: dict[str, Any]) -> None:
     console.print(table)
 
 
-CHAPTERS: list[Chapter] = [track_and_register, serve_predictions, monitor_drift]
+CHAPTERS: list[Chapter] = [
+    track_and_register,
+    serve_predictions,
+    monitor_drift,
+    retrain_with_a_pipeline,
+]
 
 
 def run_demo(client: Client | None = None) -> dict[str, Any]:
