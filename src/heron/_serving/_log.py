@@ -124,7 +124,7 @@ class PredictionLogger:
         sinks: list[PredictionSink],
         *,
         capacity: int = 10_000,
-        max_bytes: int = 64 * 1024 * 1024,
+        max_bytes: int = 16 * 1024 * 1024,
         batch_size: int = 500,
         interval: float = 0.5,
         sample: float = 1.0,
