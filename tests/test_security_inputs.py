@@ -19,7 +19,8 @@ import heron
 from heron._api import API_PREFIX
 from heron._artifacts import ArtifactStore
 from heron._names import check_key, check_name, check_relative_path
-from heron._security import SecretBox, check_outbound_url, mask
+from heron._security._secrets import SecretBox, mask
+from heron._security._ssrf import check_outbound_url
 from heron._server import create_app
 from heron._services import Services
 from heron._settings import Settings

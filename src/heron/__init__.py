@@ -9,6 +9,9 @@ Track experiments, version datasets and models, and load them back::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from heron._client import Client
@@ -59,14 +62,44 @@ from heron._fluent import (
     set_tag,
     start_run,
 )
-from heron._pipelines._entities import PipelineRun, StepRun
-from heron._pipelines._external import File, Folder, Url
-from heron._pipelines._materializers import Materializer, register_materializer
-from heron._pipelines._pipeline import Pipeline, pipeline
-from heron._pipelines._runner import run_pipeline
-from heron._pipelines._step import Step, current_step, step
 from heron._run import ActiveRun
 from heron._settings import Settings
+
+if TYPE_CHECKING:
+    from heron._pipelines._entities import PipelineRun, StepRun
+    from heron._pipelines._external import File, Folder, Url
+    from heron._pipelines._materializers import Materializer, register_materializer
+    from heron._pipelines._pipeline import Pipeline, pipeline
+    from heron._pipelines._runner import run_pipeline
+    from heron._pipelines._step import Step, current_step, step
+
+# Pipelines are imported on first use: a process that only loads a model (a server's cold
+# start, a batch job) should not pay for them.
+_LAZY = {
+    "PipelineRun": "_entities",
+    "StepRun": "_entities",
+    "File": "_external",
+    "Folder": "_external",
+    "Url": "_external",
+    "Materializer": "_materializers",
+    "register_materializer": "_materializers",
+    "Pipeline": "_pipeline",
+    "pipeline": "_pipeline",
+    "run_pipeline": "_runner",
+    "Step": "_step",
+    "current_step": "_step",
+    "step": "_step",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'heron' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"heron._pipelines.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActiveRun",

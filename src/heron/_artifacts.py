@@ -34,14 +34,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import fsspec  # type: ignore[import-untyped]
-from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from heron._errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
 from heron._names import check_relative_path
+
+if TYPE_CHECKING:  # cryptography is imported only by stores that encrypt
+    from cryptography.fernet import Fernet
 
 CHUNK_SIZE = 1 << 20
 StrPath = str | os.PathLike[str]
@@ -323,6 +325,8 @@ class ArtifactStore:
     def _fernet(self) -> Fernet | None:
         if self._encryption_key is None:
             return None
+        from cryptography.fernet import Fernet
+
         try:
             return Fernet(self._encryption_key)
         except (ValueError, TypeError):  # the message (and its chain) must not show the key
@@ -413,6 +417,8 @@ def _copy_in(stream: IO[bytes], out: IO[bytes], fernet: Fernet | None) -> Blob:
 
 
 def _decrypt_chunks(raw: IO[bytes], fernet: Fernet, where: str) -> Iterator[bytes]:
+    from cryptography.fernet import InvalidToken
+
     if raw.read(len(_MAGIC)) != _MAGIC:
         raise IntegrityError(f"{where} is not an encrypted Heron blob")
     size = 0

@@ -32,7 +32,6 @@ from heron._entities import (
 )
 from heron._errors import InvalidInput, NotFound
 from heron._names import check_relative_path
-from heron._pipelines._entities import PipelineRun
 from heron._settings import Settings
 from heron._transport import EmbeddedTransport, HttpTransport, Transport
 
@@ -62,6 +61,7 @@ if TYPE_CHECKING:
         ServingInstance,
         UtilisationReport,
     )
+    from heron._pipelines._entities import PipelineRun
     from heron._predictions import FeedbackItem, FeedbackResult, PredictionRecord
     from heron._run import ActiveRun
     from heron._security._entities import (

@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 class Entity(BaseModel):
-    model_config = ConfigDict(frozen=False, extra="forbid")
+    model_config = ConfigDict(frozen=False, extra="forbid", defer_build=True)
 
 
 class Page(Entity, Generic[T]):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from heron._errors import AlreadyExists
@@ -23,7 +23,8 @@ def upsert(
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET update-columns [WHERE where(excluded)]."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # Imported by name: loading the PostgreSQL dialect costs ~50 ms a SQLite process never needs.
+    dialect = importlib.import_module(f"sqlalchemy.dialects.{conn.dialect.name}")
     stmt = dialect.insert(table)
     set_ = {col: stmt.excluded[col] for col in update}
     condition = where(table, stmt.excluded) if where is not None else None
