@@ -200,11 +200,16 @@ class TrackingService(Service):
     def log_metrics(self, run_id: str, metrics: list[MetricPoint]) -> None:
         """Append points to metric series and keep each key's latest value current."""
         stamp = _millis(t.now())
+        # A batch nearly always shares one timestamp: convert each distinct one once.
+        millis: dict[datetime | None, int] = {None: stamp}
         rows: list[tuple[str, str, float, int, int]] = []
         latest: dict[str, tuple[str, str, float, int, int]] = {}
         for point in metrics:
             check_metric(point)
-            row = (run_id, point.key, point.value, point.step, _millis(point.timestamp) or stamp)
+            ms = millis.get(point.timestamp)
+            if ms is None:
+                ms = millis[point.timestamp] = _millis(point.timestamp) or stamp
+            row = (run_id, point.key, point.value, point.step, ms)
             rows.append(row)
             best = latest.get(point.key)
             if best is None or (row[3], row[4]) >= (best[3], best[4]):
