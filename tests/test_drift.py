@@ -12,13 +12,13 @@ from heron._drift import (
     DriftConfig,
     DriftOutcome,
     column_drift,
-    domain_classifier_drift,
     drift_report,
-    quality_report,
     register_drift_test,
 )
 from heron._errors import InvalidInput
+from heron._multivariate import domain_classifier_drift
 from heron._profiles import DatasetProfile
+from heron._quality import quality_report
 
 NUMERIC_TESTS = ["wasserstein", "ks", "psi", "jensenshannon"]
 CATEGORICAL_TESTS = ["chisquare", "psi", "jensenshannon"]

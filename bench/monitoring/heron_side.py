@@ -10,8 +10,10 @@ import time
 import pandas as pd
 from _measure import frames_mb, phase, rss_mb
 
-from heron._drift import domain_classifier_drift, drift_report, quality_report
+from heron._drift import drift_report
+from heron._multivariate import domain_classifier_drift
 from heron._profiles import DatasetProfile
+from heron._quality import quality_report
 
 
 def main(ref_path: str, cur_path: str, out_path: str) -> None:

@@ -1,5 +1,4 @@
-"""Drift tests and data-quality checks computed from two profiles in O(bins), and a
-multivariate drift check on bounded samples.
+"""Drift tests computed from two profiles in O(bins).
 
 Every drift test turns two column profiles (a reference and a current window, both built
 against the reference's bin edges and categories) into a statistic where larger means more
@@ -38,24 +37,8 @@ The dataset drifts when the share of drifted columns among those tested is at le
 ``DriftConfig.columns``; tests are looked up by name in a ``DriftTestRegistry``, and the
 built-in ones are registered with ``register_drift_test`` exactly as a third-party test is.
 
-Data-quality checks (``quality_report``), each with a verdict pass / warn / fail:
-
-| check               | fails when                                                     | default |
-|---------------------|----------------------------------------------------------------|---------|
-| ``rows``            | the current window is empty                                    |         |
-| ``missing_rate``    | null share rises above the reference's by more than            | 0.05    |
-| ``non_finite``      | ±inf share rises above the reference's by more than            | 0.01    |
-| ``out_of_range``    | share outside the reference's bin range rises by more than     | 0.01    |
-| ``new_categories``  | share of values outside the reference's categories rises by    | 0.01    |
-| ``type_mismatch``   | share of values in a numeric column that are not numbers is >  | 0       |
-| ``column_removed``  | a reference column is missing (fail)                           |         |
-| ``column_added``    | a column the reference does not know appears (warn)            |         |
-| ``column_retyped``  | dtype family changes (fail); integer <-> float (warn)          |         |
-
-Multivariate drift (``domain_classifier_drift``): a histogram gradient-boosting classifier
-learns to tell up to 10,000 sampled rows of each side apart; drifted when its out-of-fold
-ROC AUC exceeds 0.55 and is significantly above 0.5 (one-sided z-test, Mann-Whitney standard
-error).
+Data-quality checks are in ``heron._quality``; multivariate (domain-classifier) drift, on
+bounded samples of rows, is in ``heron._multivariate``.
 """
 
 from __future__ import annotations
@@ -66,15 +49,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from heron._errors import InvalidInput
 from heron._lazy import LazyModule
 from heron._profiles import CategoricalProfile, DatasetProfile, NumericProfile
 
-pd: Any = LazyModule("pandas")  # imported on first use (see heron._lazy)
-special: Any = LazyModule("scipy.special")
+special: Any = LazyModule("scipy.special")  # imported on first use (see heron._lazy)
 
 
 ColumnProfile = NumericProfile | CategoricalProfile
@@ -230,7 +211,7 @@ def column_drift(
 ) -> ColumnDrift:
     """Run one drift test on one column; ``test`` defaults by kind (wasserstein/chisquare)."""
     kind: Kind = "numeric" if isinstance(reference, NumericProfile) else "categorical"
-    _check_comparable(column, reference, current)
+    check_comparable(column, reference, current)
     tests = DEFAULT_DRIFT_TESTS if registry is None else registry
     default = DEFAULT_NUMERIC_TEST if kind == "numeric" else DEFAULT_CATEGORICAL_TEST
     chosen = tests.get(test or default)
@@ -318,7 +299,7 @@ def _skip_reason(
     return None
 
 
-def _check_comparable(column: str, reference: ColumnProfile, current: ColumnProfile) -> None:
+def check_comparable(column: str, reference: ColumnProfile, current: ColumnProfile) -> None:
     if type(reference) is not type(current):
         raise InvalidInput(
             f"column {column!r} is {reference.kind} in the reference but {current.kind} "
@@ -479,264 +460,3 @@ def chi_square_test(reference: ColumnProfile, current: ColumnProfile) -> DriftOu
     chi2, dof, p_value = _chi_square(ref, cur)
     details: Details = {**_sizes(ref, cur), "chi2": chi2, "dof": dof}
     return DriftOutcome(0.5 * math.sqrt(spread), p_value, details)
-
-
-# --- data quality ---------------------------------------------------------------------------
-
-Verdict = Literal["pass", "warn", "fail"]
-
-_DTYPE_FAMILIES = {
-    "integer": "number",
-    "float": "number",
-    "string": "text",
-    "category": "text",
-    "object": "text",
-    "boolean": "boolean",
-    "datetime": "datetime",
-    "timedelta": "timedelta",
-}
-
-
-class QualityConfig(BaseModel):
-    """How much worse than the reference a window may be before a check fails."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    missing_rate_increase: float = Field(0.05, ge=0)
-    non_finite_increase: float = Field(0.01, ge=0)
-    out_of_range_increase: float = Field(0.01, ge=0)
-    new_category_increase: float = Field(0.01, ge=0)
-    invalid_share: float = Field(0.0, ge=0)
-
-
-class QualityCheck(BaseModel):
-    check: str
-    column: str | None = None
-    verdict: Verdict
-    value: float | None = None
-    threshold: float | None = None
-    message: str = ""
-
-
-class QualityReport(BaseModel):
-    checks: list[QualityCheck]
-    passed: bool
-    failed: int
-    warned: int
-
-
-def quality_report(
-    reference: DatasetProfile, current: DatasetProfile, config: QualityConfig | None = None
-) -> QualityReport:
-    """Data-quality checks of a window against its reference, each with a verdict."""
-    config = config or QualityConfig()
-    checks = [_rows_check(current), *_schema_checks(reference, current)]
-    for name, ref_col in reference.columns.items():
-        cur_col = current.columns.get(name)
-        if cur_col is None or current.rows == 0:
-            continue
-        _check_comparable(name, ref_col, cur_col)
-        checks.append(
-            _increase_check(
-                "missing_rate", name, _rate(ref_col.nulls, ref_col.rows),
-                _rate(cur_col.nulls, cur_col.rows), config.missing_rate_increase, "null share",
-            )
-        )  # fmt: skip
-        if isinstance(ref_col, NumericProfile) and isinstance(cur_col, NumericProfile):
-            checks.extend(_numeric_checks(name, ref_col, cur_col, config))
-        elif isinstance(ref_col, CategoricalProfile) and isinstance(cur_col, CategoricalProfile):
-            checks.append(
-                _increase_check(
-                    "new_categories", name, _rate(ref_col.other, ref_col.count),
-                    _rate(cur_col.other, cur_col.count), config.new_category_increase,
-                    "share outside the reference's categories", cur_col.other_examples,
-                )
-            )  # fmt: skip
-    failed = sum(c.verdict == "fail" for c in checks)
-    warned = sum(c.verdict == "warn" for c in checks)
-    return QualityReport(checks=checks, passed=failed == 0, failed=failed, warned=warned)
-
-
-def _rate(part: int, whole: int) -> float:
-    return part / whole if whole else 0.0
-
-
-def _rows_check(current: DatasetProfile) -> QualityCheck:
-    empty = current.rows == 0
-    return QualityCheck(
-        check="rows",
-        verdict="fail" if empty else "pass",
-        value=float(current.rows),
-        message="the current window is empty" if empty else f"{current.rows} rows",
-    )
-
-
-def _schema_checks(reference: DatasetProfile, current: DatasetProfile) -> list[QualityCheck]:
-    checks = []
-    for name in reference.columns:
-        if name not in current.dtypes:
-            checks.append(
-                QualityCheck(
-                    check="column_removed", column=name, verdict="fail",
-                    message=f"column {name!r} is missing from the current data",
-                )
-            )  # fmt: skip
-    for name, dtype in current.dtypes.items():
-        before = reference.dtypes.get(name)
-        if before is None:
-            checks.append(
-                QualityCheck(
-                    check="column_added", column=name, verdict="warn",
-                    message=f"column {name!r} ({dtype}) is not in the reference",
-                )
-            )  # fmt: skip
-        elif before != dtype and _has_values(current, name):
-            same_family = _DTYPE_FAMILIES.get(before) == _DTYPE_FAMILIES.get(dtype)
-            checks.append(
-                QualityCheck(
-                    check="column_retyped", column=name,
-                    verdict="warn" if same_family else "fail",
-                    message=f"column {name!r} was {before}, is now {dtype}",
-                )
-            )  # fmt: skip
-    return checks
-
-
-def _has_values(profile: DatasetProfile, name: str) -> bool:
-    """An all-null column's dtype says nothing about what the column holds."""
-    column = profile.columns.get(name)
-    return column is None or column.count > 0 or getattr(column, "invalid", 0) > 0
-
-
-def _numeric_checks(
-    name: str, ref: NumericProfile, cur: NumericProfile, config: QualityConfig
-) -> list[QualityCheck]:
-    outside_ref = _rate(ref.underflow + ref.overflow, ref.count)
-    outside_cur = _rate(cur.underflow + cur.overflow, cur.count)
-    invalid = _rate(cur.invalid, cur.rows)
-    lo, hi = (ref.edges[0], ref.edges[-1]) if ref.edges else (None, None)
-    return [
-        _increase_check(
-            "non_finite", name, _rate(ref.non_finite, ref.rows), _rate(cur.non_finite, cur.rows),
-            config.non_finite_increase, "±inf share",
-        ),
-        _increase_check(
-            "out_of_range", name, outside_ref, outside_cur, config.out_of_range_increase,
-            f"share outside the reference range [{lo}, {hi}]",
-        ),
-        QualityCheck(
-            check="type_mismatch", column=name,
-            verdict="fail" if invalid > config.invalid_share else "pass",
-            value=invalid, threshold=config.invalid_share,
-            message=f"{cur.invalid} values are not numbers",
-        ),
-    ]  # fmt: skip
-
-
-def _increase_check(
-    check: str,
-    column: str,
-    before: float,
-    after: float,
-    allowed: float,
-    what: str,
-    examples: list[str] | None = None,
-) -> QualityCheck:
-    increase = after - before
-    message = f"{what}: {after:.4f} (reference {before:.4f})"
-    if examples:
-        message += "; e.g. " + ", ".join(repr(e) for e in examples[:5])
-    return QualityCheck(
-        check=check,
-        column=column,
-        verdict="fail" if increase > allowed else "pass",
-        value=increase,
-        threshold=allowed,
-        message=message,
-    )
-
-
-# --- multivariate drift ---------------------------------------------------------------------
-
-
-class MultivariateDrift(BaseModel):
-    method: Literal["domain_classifier"] = "domain_classifier"
-    auc: float | None
-    threshold: float
-    p_value: float | None
-    drifted: bool
-    reference_rows: int
-    current_rows: int
-    columns: list[str]
-    message: str = ""
-
-
-def domain_classifier_drift(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    *,
-    columns: list[str] | None = None,
-    max_rows: int = 10_000,
-    threshold: float = 0.55,
-    alpha: float = DEFAULT_ALPHA,
-    folds: int = 3,
-    seed: int = 0,
-) -> MultivariateDrift:
-    """Can a classifier tell reference rows from current rows? Out-of-fold ROC AUC."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from threadpoolctl import threadpool_limits
-
-    if not isinstance(reference, pd.DataFrame) or not isinstance(current, pd.DataFrame):
-        raise InvalidInput("domain classifier drift needs two DataFrames", field="data")
-    names = columns or [c for c in reference.columns if c in current.columns]
-    ref = reference.sample(n=min(len(reference), max_rows), random_state=seed)
-    cur = current.sample(n=min(len(current), max_rows), random_state=seed)
-    result = {
-        "threshold": threshold,
-        "reference_rows": len(ref),
-        "current_rows": len(cur),
-        "columns": [str(c) for c in names],
-    }
-    if not names or min(len(ref), len(cur)) < max(folds, 10):
-        return MultivariateDrift(
-            auc=None, p_value=None, drifted=False, message="too few rows or columns", **result
-        )
-    features, categorical = _encode(pd.concat([ref[names], cur[names]], ignore_index=True))
-    side = np.r_[np.zeros(len(ref), dtype=int), np.ones(len(cur), dtype=int)]
-    model = HistGradientBoostingClassifier(
-        max_iter=100, early_stopping=False, categorical_features=categorical, random_state=seed
-    )
-    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    # One thread: on 20k rows OpenMP's threads cost more than they give, and on a busy
-    # machine they spin (measured 16 s threaded vs 2.8 s single-threaded on 2 loaded cores).
-    with threadpool_limits(limits=1):
-        scores = cross_val_predict(model, features, side, cv=split, method="predict_proba")
-    auc = float(roc_auc_score(side, scores[:, 1]))
-    n, m = len(ref), len(cur)
-    z = (auc - 0.5) / math.sqrt((n + m + 1) / (12 * n * m))  # Mann-Whitney null
-    p_value = float(special.ndtr(-z))
-    return MultivariateDrift(
-        auc=auc, p_value=p_value, drifted=auc > threshold and p_value < alpha, **result
-    )
-
-
-def _encode(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Numbers as floats, everything else as category codes (at most 250, rest pooled)."""
-    encoded, categorical = [], []
-    for name in frame.columns:
-        series = frame[name]
-        kind = series.dtype.kind
-        if kind in "iufb" and not isinstance(series.dtype, pd.CategoricalDtype):
-            encoded.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
-            categorical.append(False)
-            continue
-        text = series.astype(object).where(series.notna(), None)
-        top = text.value_counts().index[:250]
-        codes = pd.Categorical(text, categories=top).codes.astype(np.float64)
-        codes[(codes < 0) & text.notna().to_numpy()] = len(top)  # rare values share a code
-        codes[text.isna().to_numpy()] = np.nan
-        encoded.append(codes)
-        categorical.append(True)
-    return np.column_stack(encoded), np.array(categorical)

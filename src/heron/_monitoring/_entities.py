@@ -9,10 +9,12 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from heron._drift import ColumnDrift, DriftConfig, DriftReport, MultivariateDrift, QualityConfig
-from heron._drift import QualityReport as QualityReport
+from heron._drift import ColumnDrift, DriftConfig, DriftReport
 from heron._entities import Entity
+from heron._multivariate import MultivariateDrift
 from heron._profiles import DatasetProfile
+from heron._quality import QualityConfig
+from heron._quality import QualityReport as QualityReport
 
 Task = Literal["classification", "regression"]
 _COUNT = re.compile(r"^\d+$")

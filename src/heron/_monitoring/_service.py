@@ -20,13 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from heron._drift import (
-    DEFAULT_DRIFT_TESTS,
-    DriftConfig,
-    QualityConfig,
-    drift_report,
-    quality_report,
-)
+from heron._drift import DEFAULT_DRIFT_TESTS, DriftConfig, drift_report
 from heron._entities import Page
 from heron._errors import InvalidInput, NotFound
 from heron._monitoring._entities import (
@@ -44,6 +38,7 @@ from heron._monitoring._entities import (
 from heron._monitoring._operations import OperationsMixin
 from heron._names import check_name
 from heron._profiles import DatasetProfile, NumericProfile
+from heron._quality import QualityConfig, quality_report
 from heron._services import Service, check_limit, next_token, page_offset
 from heron._store import _tables as t
 from heron._store._sql import insert_unique

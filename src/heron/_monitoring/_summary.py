@@ -239,7 +239,7 @@ def window_summary(
     elif labels is not None:
         notes.append("labels present but no predictions: performance not computed")
     if monitor.multivariate and reference_frame is not None:
-        from heron._drift import domain_classifier_drift
+        from heron._multivariate import domain_classifier_drift
 
         columns = [c for c in monitor.features if c in features.columns]
         multivariate = domain_classifier_drift(reference_frame, features, columns=columns or None)

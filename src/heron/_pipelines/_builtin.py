@@ -17,7 +17,7 @@
 
 They are ordinary steps built on the same hooks as users' steps (``current_step()`` for the
 client and metrics). The monitoring code they reuse is ``heron._profiles`` and
-``heron._drift.quality_report``.
+``heron._quality.quality_report``.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def validate_data(
     new_category_increase: float = 0.01,
 ) -> Any:
     """Check ``data`` against the profile of dataset ``reference``; fail with a report."""
-    from heron._drift import QualityConfig, quality_report
     from heron._profiles import DatasetProfile
+    from heron._quality import QualityConfig, quality_report
 
     ctx = current_step()
     version = ctx.client.get_dataset_version(reference, reference_version)
