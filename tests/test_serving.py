@@ -274,6 +274,37 @@ def test_the_log_queue_is_bounded_in_bytes_too() -> None:
     assert len(logger) == 1 and logger.dropped == 2
 
 
+def test_a_quarter_of_the_byte_bound_wakes_the_flusher_before_its_interval() -> None:
+    class Kept:
+        def __init__(self) -> None:
+            self.entries: list[Entry] = []
+            self.written = threading.Event()
+
+        def write(self, endpoint: str, entries: list[Entry]) -> None:
+            self.entries.extend(entries)
+            self.written.set()
+
+    kept = Kept()
+    logger = PredictionLogger("ep", [kept], max_bytes=4000, batch_size=100, interval=3600)
+    logger.start()
+    try:
+        logger.put(Entry("r0", 1, "m", 1, False, time.time(), 1.0, 1, b"x" * 600, b"[1]"))
+        assert not kept.written.wait(0.2)  # 603 bytes: below a quarter, it waits
+        logger.put(Entry("r1", 1, "m", 1, False, time.time(), 1.0, 1, b"x" * 600, b"[1]"))
+        assert kept.written.wait(30)  # a wait, not a timing: an hour is the interval
+        assert [e.request_id for e in kept.entries] == ["r0", "r1"]
+    finally:
+        logger.close()
+
+
+def test_allocator_tuning_is_safe_to_call() -> None:
+    from heron._serving._memory import limit_arenas, release_free_memory
+
+    glibc = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
+    assert limit_arenas(8) is bool(glibc)  # 8: what this test process may keep using
+    release_free_memory()
+
+
 def _wait_for(url: str, predicate: Any, what: str) -> dict[str, Any]:
     """Poll /health/ready until ``predicate`` holds (a wait, not a timing assertion)."""
     deadline = time.monotonic() + 60

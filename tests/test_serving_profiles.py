@@ -3,6 +3,7 @@ sample kept."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,6 +78,62 @@ def test_every_request_is_profiled_beyond_the_raw_sample(store: heron.Client, da
     assert sum(c.rows for c in checks) == 360  # every row sent, none from the raw sample
     assert all(any("profiled from all" in n for n in c.notes) for c in checks)
     assert "mean radius" in {name for c in checks for name in c.drifted_names()}
+
+
+def test_profiles_of_validated_inputs_equal_profiles_of_the_frame_sent(
+    store: heron.Client, data: Any
+) -> None:
+    X, _ = data
+    server = _serve(store)
+    try:
+        with serve_in_thread(server) as url:
+            _send(url, X, 30, 5)  # 150 rows, answered from validated arrays (no parsing)
+    finally:
+        server.close()
+    from heron._profiles import DatasetProfile
+    from heron._store import _tables as t
+
+    services: Any = store.transport.services  # type: ignore[attr-defined]
+    with services.metadata.read() as conn:
+        rows = conn.execute(t.serving_profiles.select()).mappings().all()
+    assert sum(r["requests"] for r in rows) == 30 and sum(r["rows"] for r in rows) == 150
+    merged = functools.reduce(
+        DatasetProfile.merge, [DatasetProfile.model_validate(r["profile"]) for r in rows]
+    )
+    reference = services.monitoring.get_monitor_reference("live")
+    expected = DatasetProfile.from_frame(X.iloc[:150], reference=reference.profile)
+    assert merged.rows == expected.rows and merged.dtypes == expected.dtypes
+    for name, column in expected.columns.items():
+        got = merged.columns[name]
+        assert (got.count, got.counts, got.min, got.max) == (
+            column.count, column.counts, column.min, column.max
+        )  # fmt: skip
+        assert got.mean == pytest.approx(column.mean)
+
+
+def test_inputs_without_column_names_are_profiled_from_the_bodies(
+    settings: Settings, data: Any
+) -> None:
+    X, y = data
+    client = embedded_client(settings)
+    try:
+        client.log_dataset(X.assign(target=y), name="breast-cancer")
+        # Fitted on an array and logged without an example: no signature names its input.
+        client.log_model(LogisticRegression(max_iter=5000).fit(X.to_numpy(), y), "plain")
+        client.create_endpoint("cancer", ["plain/1"])
+        client.create_monitor("live", "breast-cancer", endpoint="cancer", window="hour")
+        server = _serve(client)
+        try:
+            assert not server.routing.variants[0].frames_prepared  # type: ignore[union-attr]
+            with serve_in_thread(server) as url:
+                _send(url, X, 10, 3)
+        finally:
+            server.close()
+        checks = client.run_monitor("live", until=datetime.now(UTC) + timedelta(hours=2))
+        assert sum(c.rows for c in checks) == 30
+        assert all(any("profiled from all" in n for n in c.notes) for c in checks)
+    finally:
+        client.close()
 
 
 def test_without_a_monitor_nothing_is_profiled(settings: Settings, data: Any, model: Any):

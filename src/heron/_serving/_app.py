@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from heron._serving._auth import TokenCheck
     from heron._serving._batch import MicroBatcher
     from heron._serving._proba import RowBudget
+    from heron._serving._profiling import ProfileSink
 
 log = logging.getLogger("heron.serving")
 
@@ -64,8 +65,10 @@ class ServeOptions:
     max_body_bytes: int = 8 * 1024 * 1024
     log_predictions: bool = True
     log_capacity: int = 10_000
-    log_batch_size: int = 500
-    log_interval: float = 0.5
+    # Few large batches: each batch costs a transaction per sink and a profile per column
+    # and monitor whatever its size (~10 ms of the interpreter the requests share).
+    log_batch_size: int = 2_000
+    log_interval: float = 2.0
     log_sample: float = 1.0  # share of requests whose inputs are kept in the raw log
     log_input_bytes_per_second: float | None = 4 * 1024 * 1024  # inputs kept at most this fast
     log_retention: int | None = 1_000_000  # rows kept per endpoint in the raw log
@@ -110,7 +113,7 @@ class PredictionServer:
         self._shadow_pool: ThreadPoolExecutor | None = None
         self.logger: PredictionLogger | None = None
         self.tokens: TokenCheck | None = None
-        self._profiling = False
+        self._profiles: ProfileSink | None = None
         self._proba_budget: RowBudget | None = None
         self._started = False
 
@@ -137,18 +140,18 @@ class PredictionServer:
         sinks: list[PredictionSink] = []
         if opts.log_predictions:
             sinks.append(StoreSink(self.client, opts.log_retention))
-        self._profiling = False
+        self._profiles = None
         if opts.log_predictions and opts.profile_traffic:
             from heron._serving._profiling import ProfileSink
 
             profiles = ProfileSink(self.client, self.endpoint)
             if profiles.enabled:
                 sinks.append(profiles)
-                self._profiling = True
+                self._profiles = profiles
         if opts.log_predictions and opts.proba_rows_per_second:
             from heron._serving._proba import ProbaSink, RowBudget
 
-            proba = ProbaSink(self.client, lambda m, v: self._models.get((m, v)))
+            proba = ProbaSink(self.client)
             if proba.enabled:
                 sinks.append(proba)
                 self._proba_budget = RowBudget(opts.proba_rows_per_second)
@@ -347,26 +350,10 @@ class PredictionServer:
                     ),
                 }
             )
-            latency = time.perf_counter() - started
-            logger = self.logger
-            if logger is not None:
-                inputs = logger.keep_inputs(body)
-                logger.put(
-                    Entry(
-                        request_id,
-                        routing.revision,
-                        served.model,
-                        served.version,
-                        False,
-                        time.time(),
-                        latency * 1000,
-                        rows_of(data),
-                        inputs,
-                        out,
-                        body if self._profiling and inputs is None else None,
-                        self._keep_prepared(served, prepared),
-                    )
-                )
+            if self.logger is not None:
+                latency_ms = (time.perf_counter() - started) * 1000
+                answer = (out, predictions)
+                self._log(routing, served, request_id, latency_ms, data, body, answer, prepared)
             if routing.shadows:
                 self._shadow(routing, data, body, request_id)
         except InvalidInput as exc:
@@ -388,11 +375,51 @@ class PredictionServer:
                 metrics.request("", "", status).inc()
             metrics.latency.observe(time.perf_counter() - started)
 
-    def _keep_prepared(self, served: ServedModel, prepared: Any) -> Any:
+    def _log(
+        self,
+        routing: Routing,
+        served: ServedModel,
+        request_id: str,
+        latency_ms: float,
+        data: Any,
+        body: bytes,
+        answer: tuple[bytes, Any],
+        prepared: Any,
+    ) -> None:
+        """Enqueue one answered request (``answer``: the predictions as JSON and as the model
+        returned them): references only, the flusher does the work. The validated input and
+        the predictions are kept for monitor profiles (when a monitor watches) and for class
+        probabilities (within their row budget); the body only where profiles need it and
+        the input cannot be profiled."""
+        logger = self.logger
+        assert logger is not None
+        rows = rows_of(data)
+        inputs = logger.keep_inputs(body)
+        profiles = self._profiles
+        profiled = profiles is not None and profiles.active
         budget = self._proba_budget
-        if budget is None or not served.has_proba or not budget.take(len(prepared)):
-            return None
-        return prepared
+        proba = budget is not None and served.has_proba and budget.take(rows)
+        keep = proba or (profiled and served.frames_prepared)
+        out, predictions = answer
+        logger.put(
+            Entry(
+                request_id,
+                routing.revision,
+                served.model,
+                served.version,
+                False,
+                time.time(),
+                latency_ms,
+                rows,
+                inputs,
+                out,
+                body if profiled and inputs is None and not served.frames_prepared else None,
+                prepared if keep else None,
+                served if keep else None,
+                proba,
+                predictions if keep else None,
+            )
+        )
 
     async def _run_model(self, served: ServedModel, data: Any, body: bytes) -> tuple[Any, Any]:
         try:

@@ -1,12 +1,16 @@
 """Prediction logging off the request path: a bounded queue and a background flusher.
 
-The request path appends one tuple to a deque (never blocks, never touches storage); when
-the queue holds ``capacity`` entries or ``max_bytes`` of inputs and outputs, the new entry is
-dropped and counted. A flusher thread wakes every ``interval`` seconds (or when a batch is
-full), drains up to ``batch_size`` entries and hands them to each sink as one batch. A sink
-is anything with ``write(endpoint, entries)``: :class:`StoreSink` writes the
-``prediction_log`` table. A failing sink loses that batch, counted, and never stops the
-others or the server.
+The request path appends one tuple of references to a deque (never blocks, never copies,
+never touches storage); when the queue holds ``capacity`` entries or ``max_bytes`` of inputs,
+outputs and kept arrays, the new entry is dropped and counted. A flusher thread wakes every
+``interval`` seconds, or as soon as a batch is full or a quarter of ``max_bytes`` is queued
+(large requests are written in smaller batches rather than dropped), drains up to
+``batch_size`` entries and hands them to each sink as one batch. A sink is anything with
+``write(endpoint, entries)``: :class:`StoreSink` writes the ``prediction_log`` table. A
+failing sink loses that batch, counted, and never stops the others or the server.
+
+The flusher shares the interpreter with the request path, so sinks work on whole batches
+(one query, one DataFrame, one model call per batch), never per entry where avoidable.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from heron._serving._memory import release_free_memory
+
 if TYPE_CHECKING:
     from heron._client import Client
 
 log = logging.getLogger("heron.serving")
+
+TRIM_INTERVAL = 5.0  # seconds between returning freed memory to the system
 
 
 class Entry(NamedTuple):
@@ -39,7 +47,10 @@ class Entry(NamedTuple):
     inputs: bytes | None  # the request body, when sampled
     outputs: bytes  # JSON of the predictions
     body: bytes | None = None  # the whole request body, for profiles (when not in inputs)
-    prepared: Any = None  # the validated model input, for class probabilities (bounded)
+    prepared: Any = None  # the validated model input, for profiles and class probabilities
+    served: Any = None  # the ServedModel that answered (reads ``prepared``)
+    proba: bool = False  # within the class-probability row budget
+    predictions: Any = None  # what the model returned (``outputs`` before JSON), with prepared
 
 
 class PredictionSink(Protocol):
@@ -125,8 +136,8 @@ class PredictionLogger:
         *,
         capacity: int = 10_000,
         max_bytes: int = 16 * 1024 * 1024,
-        batch_size: int = 500,
-        interval: float = 0.5,
+        batch_size: int = 2_000,
+        interval: float = 2.0,
         sample: float = 1.0,
         max_input_bytes: int = 256 * 1024,
         input_bytes_per_second: float | None = 4 * 1024 * 1024,
@@ -148,6 +159,8 @@ class PredictionLogger:
         # Bytes queued = added - removed; each counter is written by one thread only.
         self._bytes_added = 0
         self._bytes_removed = 0
+        self._due_bytes = max_bytes // 4  # wake the flusher from here on
+        self._trimmed = time.monotonic()
         self._on_drop = on_drop
         self._on_error = on_error
         self._queue: collections.deque[Entry] = collections.deque()
@@ -189,7 +202,7 @@ class PredictionLogger:
             return
         self._bytes_added += size
         self._queue.append(entry)
-        if len(self._queue) >= self.batch_size:
+        if len(self._queue) >= self.batch_size or queued + size >= self._due_bytes:
             self._wake.set()
 
     def start(self) -> None:
@@ -223,8 +236,16 @@ class PredictionLogger:
             self._wake.clear()
             while self._queue and not self._stop.is_set():
                 self._flush_batch()
-                if len(self._queue) < self.batch_size:
+                if not self._due():
                     break
+            if time.monotonic() - self._trimmed > TRIM_INTERVAL:
+                # What the flushed batches held is free now; give it back to the system.
+                self._trimmed = time.monotonic()
+                release_free_memory()
+
+    def _due(self) -> bool:
+        queued = self._bytes_added - self._bytes_removed
+        return len(self._queue) >= self.batch_size or queued >= self._due_bytes
 
     def _flush_batch(self) -> bool:
         with self._flush_lock:

@@ -59,6 +59,26 @@ class ServedModel:
         return self.predict_prepared(self.prepare(data))
 
     @property
+    def frames_prepared(self) -> bool:
+        """Whether :meth:`inputs_frame` can name the columns of prepared inputs: a validated
+        DataFrame, or an array of an all-numeric signature. Otherwise the log keeps the body
+        for monitor profiles."""
+        if self._fast is not None or self.loaded._predictor.input_kind == "frame":
+            return True
+        signature = self.loaded.signature
+        return signature is not None and signature.is_numeric
+
+    def inputs_frame(self, parts: list[Any]) -> Any:
+        """Prepared inputs of several requests as one DataFrame typed as the signature says
+        (what validation produces; the flusher profiles it, never the request path)."""
+        joined = concat_prepared(parts)
+        if hasattr(joined, "iloc"):
+            return joined
+        signature = self.loaded.signature
+        assert signature is not None, "frames_prepared is False without a signature"
+        return signature._frame_from_array(joined)
+
+    @property
     def has_proba(self) -> bool:
         """Whether class probabilities can be computed from prepared inputs."""
         if self._fast is not None:

@@ -15,9 +15,11 @@ direct store, so profiles are not built and monitors read the raw sample.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -55,6 +57,17 @@ class _Window:
         self.profile: DatasetProfile | None = None
         self.predictions: DatasetProfile | None = None
 
+    def add(self, features: Any, predicted: Any, reference: MonitorReference) -> None:
+        """Merge the profiles of one frame of inputs and their predictions."""
+        from heron._profiles import DatasetProfile
+
+        profile = DatasetProfile.from_frame(features, reference=reference.profile)
+        self.profile = profile if self.profile is None else self.profile.merge(profile)
+        if reference.predictions is not None:
+            out = DatasetProfile.for_predictions(predicted, reference=reference.predictions)
+            self.predictions = out if self.predictions is None else self.predictions.merge(out)
+        self.rows += len(features)
+
 
 class ProfileSink:
     """A ``PredictionSink`` that profiles every primary request's inputs and outputs."""
@@ -66,13 +79,19 @@ class ProfileSink:
         self.services = transport.services if isinstance(transport, EmbeddedTransport) else None
         self.client = client
         self.endpoint = endpoint
-        self._references: dict[str, MonitorReference] = {}
+        self._references: dict[str, MonitorReference] | None = None  # None: not loaded yet
         self._loaded = -1e9
         self._windows: dict[_Key, _Window] = {}
 
     @property
     def enabled(self) -> bool:
         return self.services is not None
+
+    @property
+    def active(self) -> bool:
+        """Whether requests are profiled now (a monitor watches, or the references are not
+        loaded yet): the request path then keeps what the profiles are built from."""
+        return self._references is None or bool(self._references)
 
     def write(self, endpoint: str, entries: list[Entry]) -> None:
         if self.services is None:
@@ -81,11 +100,9 @@ class ProfileSink:
         if self._references:
             groups: dict[tuple[str, int, int], list[Entry]] = defaultdict(list)
             for e in entries:
-                body = e.inputs if e.inputs is not None else e.body
-                if e.shadow or body is None:
-                    continue
-                minute = int(e.time * 1000) // MINUTE_MS * MINUTE_MS
-                groups[(e.model, e.version, minute)].append(e)
+                if not e.shadow:
+                    minute = int(e.time * 1000) // MINUTE_MS * MINUTE_MS
+                    groups[(e.model, e.version, minute)].append(e)
             for (model, version, minute), group in groups.items():
                 self._fold(model, version, minute, group)
         self._write(closed_before=int(time.time() * 1000) // MINUTE_MS * MINUTE_MS)
@@ -118,54 +135,20 @@ class ProfileSink:
         self._references = references
 
     def _fold(self, model: str, version: int, minute: int, entries: list[Entry]) -> None:
+        """Fold one minute of one version's requests into its windows, one profile per
+        reference and per form of input (validated arrays, or bodies parsed here)."""
         import pandas as pd
 
-        from heron._errors import HeronError
-        from heron._models import unpack_payload
         from heron._monitoring._summary import log_outputs
-        from heron._profiles import DatasetProfile
 
-        # Records of all requests become one DataFrame per batch: a DataFrame per request
-        # would cost the flusher ~100 us each, taken from the request path (one GIL).
-        records: list[Any] = []
-        frames, outputs = [], []
-        requests = 0
-        for e in entries:
-            body = e.inputs if e.inputs is not None else e.body
-            try:
-                data = unpack_payload(orjson.loads(body))  # type: ignore[arg-type]
-                answers = orjson.loads(e.outputs)
-            except (HeronError, ValueError, TypeError):
-                continue
-            if len(answers) != len(data if isinstance(data, list) else data["data"]):
-                continue
-            if isinstance(data, list):
-                records.extend(data)
-            else:
-                if records:
-                    frames.append(pd.DataFrame(records))
-                    records = []
-                frames.append(pd.DataFrame(data["data"], columns=data["columns"]))
-            outputs.extend(answers)
-            requests += 1
-        if records:
-            frames.append(pd.DataFrame(records))
-        if not frames:
-            return
-        features = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        answered = log_outputs(pd.Series(outputs, dtype=object))
-        predicted = pd.Series(answered.predictions, name="prediction")
-        for digest, reference in self._references.items():
-            window = self._windows.setdefault((model, version, digest, minute), _Window())
-            profile = DatasetProfile.from_frame(features, reference=reference.profile)
-            window.profile = profile if window.profile is None else window.profile.merge(profile)
-            if reference.predictions is not None:
-                out = DatasetProfile.for_predictions(predicted, reference=reference.predictions)
-                window.predictions = (
-                    out if window.predictions is None else window.predictions.merge(out)
-                )
-            window.requests += requests
-            window.rows += len(features)
+        for features, outputs, requests in _frames(entries):
+            if isinstance(outputs, list):  # as the log holds them: values or class scores
+                outputs = log_outputs(pd.Series(outputs, dtype=object)).predictions
+            predicted = pd.Series(outputs, name="prediction")
+            for digest, reference in (self._references or {}).items():
+                window = self._windows.setdefault((model, version, digest, minute), _Window())
+                window.add(features, predicted, reference)
+                window.requests += requests
 
     def _write(self, closed_before: int | None) -> None:
         from heron._store import _tables as t
@@ -203,3 +186,106 @@ def _datetime(ms: int) -> Any:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+# --- inputs of a batch as frames ---------------------------------------------------------
+
+
+def _frames(entries: list[Entry]) -> Iterator[tuple[Any, Any, int]]:
+    """(features, predictions one per row, requests) for the entries, at most two frames:
+    the validated inputs the request path kept, stacked into one typed DataFrame (nothing
+    parsed), and the bodies of the others parsed here (models whose input has no column
+    names). An entry whose outputs do not match its rows, or whose body cannot be read, is
+    left out."""
+    typed = [e for e in entries if e.prepared is not None and e.served.frames_prepared]
+    if typed:
+        predictions = _prediction_array(typed)
+        if predictions is None:  # outputs of other shapes: as the log has them
+            pairs = _with_answers(typed)
+            typed = [e for e, _ in pairs]
+            predictions = _flat(a for _, a in pairs)
+        if typed:
+            yield typed[0].served.inputs_frame([e.prepared for e in typed]), predictions, len(typed)
+    others = [e for e in entries if e.prepared is None or not e.served.frames_prepared]
+    parsed = _parsed_bodies(_with_answers(others))
+    if parsed is not None:
+        yield parsed
+
+
+def _prediction_array(entries: list[Entry]) -> Any:
+    """The entries' predictions as one array, typed as their JSON reads back (int64,
+    float64, bool or text), or None unless each is a 1-D array of its rows."""
+    import numpy as np
+
+    parts = [e.predictions for e in entries]
+    if not all(
+        isinstance(p, np.ndarray) and p.ndim == 1 and p.dtype.kind in "biufU" and len(p) == e.rows
+        for p, e in zip(parts, entries, strict=True)
+    ):
+        return None
+    joined = np.concatenate(parts)
+    kind = joined.dtype.kind
+    return joined.astype(np.float64 if kind == "f" else np.int64) if kind in "iuf" else joined
+
+
+def _with_answers(entries: list[Entry]) -> list[tuple[Entry, list[Any]]]:
+    """Each entry with its outputs, parsed in one call; those that do not match their rows
+    are left out."""
+    if not entries:
+        return []
+    try:
+        lists = orjson.loads(b"[" + b",".join(e.outputs for e in entries) + b"]")
+    except orjson.JSONDecodeError:  # one bad entry: parse them one by one
+        lists = [_loads(e.outputs) for e in entries]
+    return [
+        (e, a)
+        for e, a in zip(entries, lists, strict=True)
+        if isinstance(a, list) and len(a) == e.rows
+    ]
+
+
+def _parsed_bodies(pairs: list[tuple[Entry, list[Any]]]) -> tuple[Any, Any, int] | None:
+    import pandas as pd
+
+    from heron._errors import HeronError
+    from heron._models import unpack_payload
+
+    # Records of all requests become one DataFrame: one per request would cost ~100 us each.
+    records: list[Any] = []
+    frames, outputs, requests = [], [], 0
+    for e, answers in pairs:
+        body = e.inputs if e.inputs is not None else e.body
+        if body is None:
+            continue
+        try:
+            data = unpack_payload(orjson.loads(body))
+        except (HeronError, ValueError, TypeError):
+            continue
+        if len(data if isinstance(data, list) else data["data"]) != len(answers):
+            continue
+        if isinstance(data, list):
+            records.extend(data)
+        else:
+            if records:
+                frames.append(pd.DataFrame(records))
+                records = []
+            frames.append(pd.DataFrame(data["data"], columns=data["columns"]))
+        outputs.extend(answers)
+        requests += 1
+    if records:
+        frames.append(pd.DataFrame(records))
+    if not frames:
+        return None
+    features = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return features, outputs, requests
+
+
+def _loads(outputs: bytes) -> Any:
+    try:
+        return orjson.loads(outputs)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _flat(lists: Iterable[list[Any]]) -> list[Any]:
+    return list(itertools.chain.from_iterable(lists))

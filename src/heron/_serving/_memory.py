@@ -1,0 +1,47 @@
+"""Keeping a prediction server's resident memory flat (glibc's malloc; a no-op elsewhere).
+
+glibc gives every thread that allocates under contention an arena of its own and keeps what
+is freed in an arena for reuse instead of returning it. A server whose request thread
+allocates bodies and arrays that the log flusher frees later would otherwise grow by whole
+arenas of free memory. Two process-wide settings fix that:
+
+- ``limit_arenas`` caps the number of arenas (``M_ARENA_MAX``); called once by the process
+  that runs the server (``heron serve``), before its threads start;
+- ``release_free_memory`` hands free pages back to the system (``malloc_trim``); the log
+  flusher calls it after writing, every few seconds at most. It runs without the GIL
+  (ctypes releases it), so the request path does not wait for it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from functools import cache
+from typing import Any
+
+M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
+
+
+@cache
+def _glibc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    # musl and others have no malloc_trim: then there is nothing to tune.
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+
+
+def limit_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for this process; True when the setting took."""
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(M_ARENA_MAX, arenas))
+
+
+def release_free_memory() -> None:
+    """Return free heap pages to the system (walks the heap: call it every few seconds)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
