@@ -216,6 +216,10 @@ def run_all(config: dict[str, Any], scratch: Path) -> dict[str, Any]:
         m["predict_server"] = first_predictions(
             "mlflow", {"MLFLOW_TRACKING_URI": mlflow_url.url}, reps
         )
+        # The floor neither tool can go under: the same model from a plain joblib file.
+        results["predict_floor"] = first_predictions(
+            "floor", {"HERON_BENCH_MODEL": str(floor_model(scratch))}, reps
+        )
 
         time.sleep(3)
         h["busy_rss_mb"], m["busy_rss_mb"] = server_rss(heron_url), server_rss(mlflow_url)
@@ -249,6 +253,13 @@ PREDICT = {
         "model.predict(pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns={features!r}))\n"
         "print('DONE', time.time() - float(sys.argv[1]))\n"
     ),
+    "floor": (
+        "import os, sys, time\n"
+        "import joblib, pandas as pd\n"
+        "model = joblib.load(os.environ['HERON_BENCH_MODEL'])\n"
+        "model.predict(pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns={features!r}))\n"
+        "print('DONE', time.time() - float(sys.argv[1]))\n"
+    ),
     "mlflow": (
         "import sys, time\n"
         "import mlflow.pyfunc, pandas as pd\n"
@@ -272,9 +283,23 @@ def compile_heron() -> None:
     compileall.compile_dir(Path(heron.__file__).parent, quiet=1)
 
 
+def floor_model(scratch: Path) -> Path:
+    """The benchmark's model (LogisticRegression on iris), pickled with joblib alone."""
+    path = scratch / "floor-model.joblib"
+    code = (
+        "import sys, joblib\n"
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+        "joblib.dump(LogisticRegression(max_iter=300).fit(X, y), sys.argv[1])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=clean_env())
+    return path
+
+
 def first_predictions(side: str, env: dict[str, str], reps: int) -> dict[str, Any]:
     """Seconds from starting a fresh interpreter to its first prediction by alias."""
-    python = sys.executable if side == "heron" else str(MLFLOW_PYTHON)
+    python = str(MLFLOW_PYTHON) if side == "mlflow" else sys.executable
     code = PREDICT[side].format(features=FEATURES)
     times = []
     with tempfile.TemporaryDirectory() as cwd:
@@ -528,6 +553,11 @@ def table_rows(r: dict[str, Any], config: dict[str, Any]) -> list[Row]:
                 *both(f"predict_{where}", ["median_s"]), lower_is_better=True, goal=3,
                 goal_text="≤ ⅓ time")
         )  # fmt: skip
+    floor = (r.get("predict_floor") or {}).get("median_s")
+    rows.append(
+        Row("floor: same model by joblib.load, no registry, fresh process (median of 3)", "s",
+            floor, None, lower_is_better=True)
+    )  # fmt: skip
     hi, mi = both("idle_rss_mb", ["rss"])
     rows.append(Row("server idle RSS after start (process tree)", "MB", hi, mi,
                     lower_is_better=True, goal_text="Heron < 200 MB"))  # fmt: skip
