@@ -297,6 +297,25 @@ def test_a_quarter_of_the_byte_bound_wakes_the_flusher_before_its_interval() -> 
         logger.close()
 
 
+@pytest.mark.parametrize("count", [1, 255, 256, 257, 700])
+def test_log_rows_go_in_whole_in_few_statements(settings: Any, count: int) -> None:
+    from heron._predictions import LOG_COLUMNS
+
+    client = embedded_client(settings)
+    try:
+        services: Any = client.transport.services  # type: ignore[attr-defined]
+        rows = [
+            (f"r{i}", "ep", 1, "m", 1, False, 1_700_000_000_000 + i, 1.0, 1, None, f"[{i}]")
+            for i in range(count)
+        ]
+        assert len(LOG_COLUMNS) == len(rows[0])
+        services.predictions.write_log_rows(rows)
+        logged = client.list_predictions("ep", max_results=1000).items
+        assert [(r.request_id, r.outputs) for r in logged] == [(f"r{i}", [i]) for i in range(count)]
+    finally:
+        client.close()
+
+
 def test_allocator_tuning_is_safe_to_call() -> None:
     from heron._serving._memory import limit_arenas, release_free_memory
 

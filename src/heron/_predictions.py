@@ -11,6 +11,7 @@ the raw log stays a bounded sample while monitoring keeps its profiles.
 from __future__ import annotations
 
 import base64
+import itertools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,34 @@ LOG_COLUMNS = (
     "outputs",
 )
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": "?"}
+_ROWS_PER_INSERT = 256  # a power of two; see insert_rows
+
+
+def insert_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert many rows with few multi-row ``INSERT ... VALUES (...), (...)`` statements,
+    straight to the driver (no per-row SQLAlchemy work).
+
+    Written for the prediction server's log flusher, which shares the interpreter with the
+    request path: the driver's executemany releases and retakes the GIL once per row, and
+    each retake makes the request thread wait its turn; a statement of many rows releases
+    it once. Statements hold 256 rows, the rest goes in 128, 64, ... 1 rows, so a
+    connection caches at most nine distinct statements (drivers cache them by text).
+    """
+    mark = _PLACEHOLDER[conn.dialect.paramstyle]
+    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    start, size = 0, _ROWS_PER_INSERT
+    while start < len(rows):
+        if len(rows) - start < size:
+            size //= 2
+            continue
+        chunk = rows[start : start + size]
+        conn.exec_driver_sql(
+            head + ", ".join([one] * size), tuple(itertools.chain.from_iterable(chunk))
+        )
+        start += size
 
 
 class PredictionRecord(Entity):
@@ -87,19 +116,13 @@ class PredictionService(Service):
         """Insert prediction-log rows, tuples in ``LOG_COLUMNS`` order (``time`` in epoch
         milliseconds, ``inputs`` and ``outputs`` JSON text), in one transaction.
 
-        The prediction server's flusher calls this with hundreds of rows a second from a
-        thread that shares the interpreter with the request path, so it goes straight to
-        the driver's ``executemany``, skipping per-row SQLAlchemy type processing.
+        The prediction server's flusher calls this with thousands of rows a second from a
+        thread that shares the interpreter with the request path: see ``insert_rows``.
         """
         if not rows:
             return
         with self.store.write() as conn:
-            mark = _PLACEHOLDER[conn.dialect.paramstyle]
-            sql = (
-                f"INSERT INTO prediction_log ({', '.join(LOG_COLUMNS)}) "
-                f"VALUES ({', '.join([mark] * len(LOG_COLUMNS))})"
-            )
-            conn.exec_driver_sql(sql, list(rows))
+            insert_rows(conn, "prediction_log", LOG_COLUMNS, rows)
 
     def list_predictions(
         self,

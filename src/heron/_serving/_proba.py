@@ -101,13 +101,7 @@ _COLUMNS = ("endpoint", "request_id", "model", "version", "classes", "proba")
 
 
 def _insert(services: Any, rows: list[tuple[Any, ...]]) -> None:
-    """Straight to the driver's executemany, the JSON columns given as JSON text."""
-    from heron._predictions import _PLACEHOLDER
+    from heron._predictions import insert_rows
 
     with services.metadata.write() as conn:
-        mark = _PLACEHOLDER[conn.dialect.paramstyle]
-        conn.exec_driver_sql(
-            f"INSERT INTO prediction_proba ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_COLUMNS))})",
-            rows,
-        )
+        insert_rows(conn, "prediction_proba", _COLUMNS, rows)
