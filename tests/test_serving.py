@@ -317,11 +317,19 @@ def test_log_rows_go_in_whole_in_few_statements(settings: Any, count: int) -> No
 
 
 def test_allocator_tuning_is_safe_to_call() -> None:
-    from heron._serving._memory import limit_arenas, release_free_memory
+    import sqlite3
+
+    from heron._serving._memory import limit_arenas, limit_sqlite_heap, release_free_memory
 
     glibc = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
     assert limit_arenas(8) is bool(glibc)  # 8: what this test process may keep using
     release_free_memory()
+    limit_sqlite_heap(8 << 20)
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+            assert conn.execute("PRAGMA soft_heap_limit").fetchone() == (8 << 20,)
+    finally:
+        limit_sqlite_heap(0)  # process-wide: unlimited again for the other tests
 
 
 def _wait_for(url: str, predicate: Any, what: str) -> dict[str, Any]:

@@ -5,9 +5,11 @@ never touches storage); when the queue holds ``capacity`` entries or ``max_bytes
 outputs and kept arrays, the new entry is dropped and counted. A flusher thread wakes every
 ``interval`` seconds, or as soon as a batch is full or a quarter of ``max_bytes`` is queued
 (large requests are written in smaller batches rather than dropped), drains up to
-``batch_size`` entries and hands them to each sink as one batch. A sink is anything with
-``write(endpoint, entries)``: :class:`StoreSink` writes the ``prediction_log`` table. A
-failing sink loses that batch, counted, and never stops the others or the server.
+``batch_size`` entries or a quarter of ``max_bytes`` and hands them to each sink as one
+batch; entries count against ``max_bytes`` until written, so the bound covers them too.
+A sink is anything with ``write(endpoint, entries)``: :class:`StoreSink` writes the
+``prediction_log`` table. A failing sink loses that batch, counted, and never stops the
+others or the server.
 
 The flusher shares the interpreter with the request path, so sinks work on whole batches
 (one query, one DataFrame, one model call per batch), never per entry where avoidable.
@@ -249,20 +251,25 @@ class PredictionLogger:
 
     def _flush_batch(self) -> bool:
         with self._flush_lock:
-            entries = []
+            entries, size = [], 0
             queue = self._queue
-            while queue and len(entries) < self.batch_size:
+            while queue and len(entries) < self.batch_size and size < self._due_bytes:
                 entries.append(queue.popleft())
+                size += _size(entries[-1])
             if not entries:
                 return False
-            self._bytes_removed += sum(_size(e) for e in entries)
-            for sink in self.sinks:
-                try:
-                    sink.write(self.endpoint, entries)
-                except Exception:
-                    log.exception(
-                        "prediction log sink %r failed; %d entries lost", sink, len(entries)
-                    )
-                    if self._on_error is not None:
-                        self._on_error(len(entries))
+            try:
+                for sink in self.sinks:
+                    self._write(sink, entries)
+            finally:
+                # Counted as queued until written: the bound holds what is being written too.
+                self._bytes_removed += size
             return True
+
+    def _write(self, sink: PredictionSink, entries: list[Entry]) -> None:
+        try:
+            sink.write(self.endpoint, entries)
+        except Exception:
+            log.exception("prediction log sink %r failed; %d entries lost", sink, len(entries))
+            if self._on_error is not None:
+                self._on_error(len(entries))

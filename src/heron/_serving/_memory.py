@@ -10,11 +10,18 @@ arenas of free memory. Two process-wide settings fix that:
 - ``release_free_memory`` hands free pages back to the system (``malloc_trim``); the log
   flusher calls it after writing, every few seconds at most. It runs without the GIL
   (ctypes releases it), so the request path does not wait for it.
+
+SQLite keeps up to the store's ``cache_size`` of pages per connection; the log writer's
+connection would fill it with pages of the prediction log, which a server never reads
+back. ``limit_sqlite_heap`` sets SQLite's process-wide soft heap limit, so it recycles
+cached pages instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import sqlite3
 import sys
 from functools import cache
 from typing import Any
@@ -45,3 +52,9 @@ def release_free_memory() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def limit_sqlite_heap(limit_bytes: int) -> None:
+    """Set SQLite's soft heap limit for this process (a cap on cached pages, not on work)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute(f"PRAGMA soft_heap_limit={int(limit_bytes)}")

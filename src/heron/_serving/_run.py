@@ -20,11 +20,13 @@ from heron._settings import Settings
 def build_server(settings: Settings, options: ServeOptions) -> PredictionServer:
     """The server of this process (its allocator tuned before any thread starts)."""
     from heron._client import Client
-    from heron._serving._memory import limit_arenas
+    from heron._serving._memory import limit_arenas, limit_sqlite_heap
 
     # Two arenas: one for the event loop, one shared by the background threads, instead of
-    # one per thread each keeping the memory the others freed (see _memory).
+    # one per thread each keeping the memory the others freed; SQLite's page caches held
+    # to 8 MB in all (see _memory).
     limit_arenas(2)
+    limit_sqlite_heap(8 * 1024 * 1024)
     server = PredictionServer(Client(settings=settings), options)
     server.start()
     return server
