@@ -3,9 +3,10 @@
 Every server serves the same scikit-learn model (LogisticRegression on breast_cancer) with
 one worker; load comes from wrk in a separate process, at 8 and 64 connections, with 1-row
 and 100-row requests. Heron runs with prediction logging on (the endpoint watched by a
-monitor, so per-minute profiles of all traffic are built too) and off. Reported: requests/s,
-p50 and p99 latency, resident memory after the runs and time to ready. The printed table is
-written to bench/serving/RESULTS.md with the command that made it.
+monitor, so per-minute profiles of all traffic are built too), on without a monitor, and
+off. Reported: requests/s, p50 and p99 latency, resident memory after the runs and time to
+ready. The printed table is written to bench/serving/RESULTS.md with the command that made
+it.
 
     .venv/bin/python bench/serving/run.py                # everything (~5 min, more at first)
     .venv/bin/python bench/serving/run.py --duration 5 --skip-mlflow
@@ -104,11 +105,11 @@ def write_bodies() -> dict[tuple[str, int], Path]:
     return bodies
 
 
-def prepare_heron(home: Path) -> Path:
+def prepare_heron(home: Path, monitored: bool = True) -> Path:
     """A Heron store with cancer-clf@champion behind endpoint ``cancer``, watched by a
-    monitor (so logging includes what it costs in production: the raw log, class
-    probabilities and per-minute profiles of all traffic); returns the model folder (the
-    bare app loads the same files)."""
+    monitor unless told not to (logging then costs what it does in production: the raw log,
+    class probabilities and per-minute profiles of all traffic); returns the model folder
+    (the bare app loads the same files)."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
 
@@ -121,8 +122,9 @@ def prepare_heron(home: Path) -> Path:
     mv = client.log_model(model, "cancer-clf", input_example=X.head(3))
     client.set_alias("cancer-clf", "champion", mv.version)
     client.create_endpoint("cancer", ["cancer-clf@champion"])
-    client.log_dataset(X.assign(target=y), name="breast-cancer")
-    client.create_monitor("live", "breast-cancer", endpoint="cancer", window="hour")
+    if monitored:
+        client.log_dataset(X.assign(target=y), name="breast-cancer")
+        client.create_monitor("live", "breast-cancer", endpoint="cancer", window="hour")
     folder = client.model_folder(mv)
     client.close()
     return folder
@@ -319,6 +321,10 @@ def ratios(runs: dict[str, dict]) -> list[str]:
         "logging cost (1 - on/off)",
         lambda r, c: 1 - res("heron", r, c).rps / res("heron-no-log", r, c).rps,
     )
+    row(
+        "same, no monitor (no profiles)",
+        lambda r, c: 1 - res("heron-no-monitor", r, c).rps / res("heron-no-log", r, c).rps,
+    )
     if "mlflow" in runs:
         out.append("")
         out.append(
@@ -353,6 +359,8 @@ def main() -> None:
     bodies = write_bodies()
     home = WORK / "heron-home"
     model_folder = prepare_heron(home)
+    plain = WORK / "heron-home-no-monitor"
+    prepare_heron(plain, monitored=False)
     compile_heron()
     heron_env = {"HERON_HOME": str(home)}
     servers = [
@@ -363,6 +371,8 @@ def main() -> None:
                "/health/ready", "instances", env=heron_env),
         Server("heron-no-log", [str(VENV_BIN / "heron"), "serve", "cancer", "--port", "{port}",
                "--no-log"], "/health/ready", "instances", env=heron_env),
+        Server("heron-no-monitor", [str(VENV_BIN / "heron"), "serve", "cancer", "--port",
+               "{port}"], "/health/ready", "instances", env={"HERON_HOME": str(plain)}),
     ]  # fmt: skip
     if not args.skip_mlflow:
         mlflow = ensure_mlflow()
