@@ -182,6 +182,21 @@ OPERATIONS: dict[str, Operation] = {
         _op("log_predictions", "POST", "/predictions", "predictions", "edit", 201),
         _op("list_predictions", "GET", "/endpoints/{endpoint}/predictions", "predictions", "read"),
         _op("log_feedback", "POST", "/endpoints/{endpoint}/feedback", "predictions", "edit"),
+        _op(
+            "record_prediction_log_file",
+            "POST",
+            "/endpoints/{endpoint}/prediction-log-files",
+            "predictions",
+            "edit",
+            201,
+        ),
+        _op(
+            "list_prediction_log_files",
+            "GET",
+            "/endpoints/{endpoint}/prediction-log-files",
+            "predictions",
+            "read",
+        ),
         # monitoring: monitors, checks per window, live checks, operations
         _op("create_monitor", "POST", "/monitors", "monitoring", "edit", 201),
         _op("list_monitors", "GET", "/monitors", "monitoring", "read"),

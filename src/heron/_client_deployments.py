@@ -3,6 +3,8 @@ feedback."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heron._client_base import ClientBase
@@ -11,6 +13,8 @@ from heron._entities import Page
 if TYPE_CHECKING:
     from datetime import datetime
 
+    import pandas as pd
+
     from heron._deployments import (
         Endpoint,
         EndpointRevision,
@@ -18,7 +22,12 @@ if TYPE_CHECKING:
         StickyKey,
         Target,
     )
-    from heron._predictions import FeedbackItem, FeedbackResult, PredictionRecord
+    from heron._predictions import (
+        FeedbackItem,
+        FeedbackResult,
+        PredictionLogFile,
+        PredictionRecord,
+    )
 
 
 class DeploymentMethods(ClientBase):
@@ -109,3 +118,45 @@ class DeploymentMethods(ClientBase):
     ) -> FeedbackResult:
         """Ground truth for earlier requests: ``[{"request_id": ..., "label": ...}]``."""
         return self._call("log_feedback", endpoint=endpoint, feedback=feedback)
+
+    # --- the Parquet prediction log (heron serve --parquet-log) ----------------------------
+
+    def list_prediction_log_files(
+        self,
+        endpoint: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[PredictionLogFile]:
+        """Parquet files of ``endpoint``'s sampled raw log with requests in [since, until)."""
+        return self._call(
+            "list_prediction_log_files",
+            endpoint=endpoint,
+            since=since,
+            until=until,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def read_prediction_log(
+        self, endpoint: str, since: datetime | None = None, until: datetime | None = None
+    ) -> pd.DataFrame:
+        """The Parquet log's rows of ``endpoint`` with ``since <= time < until``, oldest
+        first, as one DataFrame (``inputs`` and ``outputs`` are JSON text)."""
+        from heron._serving._parquet import read_log_files
+
+        with tempfile.TemporaryDirectory(prefix="heron-parquet-") as scratch:
+            paths: list[Path] = []
+            token: str | None = None
+            while True:
+                page = self.list_prediction_log_files(
+                    endpoint, since, until, max_results=1000, page_token=token
+                )
+                for file in page.items:
+                    dest = Path(scratch) / f"{file.id}.parquet"
+                    paths.append(self.transport.fetch_blob(file.digest, dest))
+                token = page.next_page_token
+                if token is None:
+                    break
+            return read_log_files(paths, since, until)

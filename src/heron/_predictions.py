@@ -6,28 +6,36 @@ joined with the ground truth that arrived as feedback. Each row keeps the reques
 sent (``inputs``, NULL when the server did not sample it) and the predictions as JSON; rows
 beyond a retention count per endpoint are trimmed by the servers (``trim_predictions``), so
 the raw log stays a bounded sample while monitoring keeps its profiles.
+
+Where a server is asked to (``heron serve --parquet-log``), a sample of requests is also
+written as Parquet files into the artifact store; each file is recorded here
+(``record_prediction_log_file``) so it can be found by endpoint and time
+(``list_prediction_log_files``); ``heron._serving._parquet`` writes and reads them.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from pydantic import Field, ValidationError
 from sqlalchemy import Connection, delete, select
 
+from heron._artifacts import check_digest
 from heron._entities import Entity, Page
-from heron._errors import InvalidInput
+from heron._errors import InvalidInput, NotFound
 from heron._services import Service, check_limit, page_offset
 from heron._store import _tables as t
-from heron._store._sql import upsert
+from heron._store._sql import insert_unique, upsert
 
 if TYPE_CHECKING:
     import pandas as pd
+
+T = TypeVar("T")
 
 MAX_FEEDBACK = 10_000
 LOG_COLUMNS = (
@@ -106,6 +114,21 @@ class FeedbackResult(Entity):
     )
 
 
+class PredictionLogFile(Entity):
+    """One Parquet file of an endpoint's sampled raw prediction log, in the artifact store:
+    columns request_id, endpoint, revision, model, version, shadow, time (UTC), latency_ms,
+    rows, inputs and outputs (JSON text), one row per answered request (shadow answers too)."""
+
+    id: int
+    endpoint: str
+    digest: str
+    rows: int
+    size: int = Field(description="bytes")
+    first_time: datetime
+    last_time: datetime
+    created_at: datetime
+
+
 class PredictionService(Service):
     def log_predictions(self, records: list[PredictionRecord]) -> int:
         """Store answered requests (what a remote prediction server sends); returns a count."""
@@ -152,11 +175,7 @@ class PredictionService(Service):
             query = query.where(log.c.time < end)
         if not include_shadow:
             query = query.where(log.c.shadow.is_(False))
-        with self.store.read() as conn:
-            rows = conn.execute(query).mappings().all()
-        items = [_record(row) for row in rows]
-        token = _id_token(rows[-1]["id"]) if len(rows) == limit else None
-        return Page(items=items, next_page_token=token)
+        return self._id_page(query, limit, _record)
 
     def prediction_frame(
         self,
@@ -240,6 +259,75 @@ class PredictionService(Service):
                 return 0
             result = conn.execute(delete(log).where(log.c.endpoint == endpoint, log.c.id <= cutoff))
             return int(result.rowcount or 0)
+
+    def record_prediction_log_file(
+        self,
+        endpoint: str,
+        digest: str,
+        rows: int,
+        first_time: datetime,
+        last_time: datetime,
+    ) -> PredictionLogFile:
+        """Record a Parquet file of ``endpoint``'s raw log, already in the artifact store,
+        holding ``rows`` requests answered from ``first_time`` to ``last_time``."""
+        check_digest(digest)
+        if not 1 <= rows < 2**31:
+            raise InvalidInput(f"rows must be between 1 and {2**31 - 1}", field="rows")
+        if last_time < first_time:
+            raise InvalidInput("last_time is before first_time", field="last_time")
+        try:
+            self.services.deployments.get_endpoint(endpoint)
+        except NotFound as exc:  # named as this operation names it
+            raise NotFound(exc.message, field="endpoint") from None
+        artifacts = self.services.artifacts
+        if not artifacts.exists(digest):
+            raise NotFound(f"blob {digest} is not in the artifact store", field="digest")
+        row = {
+            "endpoint": endpoint,
+            "digest": digest,
+            "rows": rows,
+            "size": artifacts.size(digest),
+            "first_time": first_time,
+            "last_time": last_time,
+            "created_at": t.now(),
+        }
+        files = t.prediction_log_files
+        with self.store.write() as conn:
+            what = f"prediction log file {digest} of endpoint {endpoint!r}"
+            result = insert_unique(conn, files.insert().values(row), what, field="digest")
+            row["id"] = result.inserted_primary_key[0]
+        return PredictionLogFile.model_validate(row)
+
+    def list_prediction_log_files(
+        self,
+        endpoint: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[PredictionLogFile]:
+        """Parquet files of ``endpoint``'s raw log holding requests answered at or after
+        ``since`` and before ``until``, oldest recorded first."""
+        limit, after = check_limit(max_results), page_offset(page_token)
+        files = t.prediction_log_files
+        query = (
+            select(files)
+            .where(files.c.endpoint == endpoint, files.c.id > after)
+            .order_by(files.c.id)
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(files.c.last_time >= since)
+        if until is not None:
+            query = query.where(files.c.first_time < until)
+        return self._id_page(query, limit, lambda row: PredictionLogFile.model_validate(dict(row)))
+
+    def _id_page(self, query: Any, limit: int, item: Callable[[Any], T]) -> Page[T]:
+        """One page of rows ordered by id, read in one query, and the token of the next."""
+        with self.store.read() as conn:
+            rows = conn.execute(query).mappings().all()
+        token = _id_token(rows[-1]["id"]) if len(rows) == limit else None
+        return Page(items=[item(row) for row in rows], next_page_token=token)
 
     def _known_ids(self, conn: Connection, endpoint: str, ids: list[str]) -> set[str]:
         log = t.prediction_log

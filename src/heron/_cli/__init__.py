@@ -11,6 +11,7 @@ from heron._cli import (
     _endpoints,
     _monitoring,
     _pipelines,
+    _predictions,
     _registry,
     _security,
     _server,
@@ -24,7 +25,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (_tracking, _registry, _server, _pipelines, _endpoints, _monitoring, _security):
+for module in (
+    _tracking,
+    _registry,
+    _server,
+    _pipelines,
+    _endpoints,
+    _predictions,
+    _monitoring,
+    _security,
+):
     module.register(app)
 
 

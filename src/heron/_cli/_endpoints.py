@@ -161,6 +161,18 @@ def serve(
         0.0, help="Adaptive micro-batching: wait up to this long for concurrent requests."
     ),
     max_body_mb: float = typer.Option(8.0, help="Largest request body accepted (413 above)."),
+    parquet_log: bool = typer.Option(
+        False,
+        "--parquet-log/--no-parquet-log",
+        help="Also write a sample of requests as Parquet files into the artifact store.",
+    ),
+    parquet_sample: float = typer.Option(
+        0.1, help="Share of requests in the Parquet log (0-1; by request id)."
+    ),
+    parquet_rows: int = typer.Option(10_000, min=1, help="Rows per Parquet file at most."),
+    parquet_seconds: float = typer.Option(
+        300.0, min=0.0, help="Seconds after which an open Parquet file is rolled."
+    ),
     auth: bool | None = typer.Option(
         None,
         "--auth/--no-auth",
@@ -178,8 +190,9 @@ def serve(
     from heron._serving._run import serve as run
     from heron._settings import Settings
 
-    if not 0.0 <= log_sample <= 1.0:
-        raise typer.BadParameter("must be between 0 and 1", param_hint="--log-sample")
+    for value, hint in ((log_sample, "--log-sample"), (parquet_sample, "--parquet-sample")):
+        if not 0.0 <= value <= 1.0:
+            raise typer.BadParameter("must be between 0 and 1", param_hint=hint)
     options = ServeOptions(
         endpoint=endpoint,
         poll_interval=poll_interval,
@@ -190,6 +203,10 @@ def serve(
         log_retention=log_retention or None,
         batch_wait_ms=batch_wait_ms,
         auth=auth,
+        parquet_log=parquet_log,
+        parquet_sample=parquet_sample,
+        parquet_rows=parquet_rows,
+        parquet_seconds=parquet_seconds,
     )
     if auth is False:
         err_console.print(

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from heron._deployments import ResolvedTarget
     from heron._serving._auth import TokenCheck
     from heron._serving._batch import MicroBatcher
+    from heron._serving._parquet import ParquetSink
     from heron._serving._proba import RowBudget
     from heron._serving._profiling import ProfileSink
 
@@ -79,6 +80,12 @@ class ServeOptions:
     auth: bool | None = None  # bearer tokens required; None: when the store has users
     profile_traffic: bool = True  # fold every request into per-minute monitor profiles
     proba_rows_per_second: float | None = 2_000  # rows whose class probabilities are logged
+    # The sampled raw log as Parquet files in the artifact store (see _parquet): off unless
+    # asked for; a file is rolled every parquet_rows rows or parquet_seconds, whichever first.
+    parquet_log: bool = False
+    parquet_sample: float = 0.1
+    parquet_rows: int = 10_000
+    parquet_seconds: float = 300.0
 
 
 class BodyTooLarge(HeronError):
@@ -114,6 +121,7 @@ class PredictionServer:
         self.logger: PredictionLogger | None = None
         self.tokens: TokenCheck | None = None
         self._profiles: ProfileSink | None = None
+        self._parquet: ParquetSink | None = None
         self._proba_budget: RowBudget | None = None
         self._started = False
 
@@ -155,6 +163,16 @@ class PredictionServer:
             if proba.enabled:
                 sinks.append(proba)
                 self._proba_budget = RowBudget(opts.proba_rows_per_second)
+        if opts.parquet_log:
+            from heron._serving._parquet import ParquetSink
+
+            self._parquet = ParquetSink(
+                self.client,
+                sample=opts.parquet_sample,
+                max_rows=opts.parquet_rows,
+                max_seconds=opts.parquet_seconds,
+            )
+            sinks.append(self._parquet)
         sinks += self._extra_sinks
         if sinks:
             self.logger = PredictionLogger(
@@ -390,7 +408,7 @@ class PredictionServer:
         returned them): references only, the flusher does the work. The validated input and
         the predictions are kept for monitor profiles (when a monitor watches) and for class
         probabilities (within their row budget); the body only where profiles need it and
-        the input cannot be profiled."""
+        the input cannot be profiled, or where the Parquet log samples the request."""
         logger = self.logger
         assert logger is not None
         rows = rows_of(data)
@@ -400,6 +418,10 @@ class PredictionServer:
         budget = self._proba_budget
         proba = budget is not None and served.has_proba and budget.take(rows)
         keep = proba or (profiled and served.frames_prepared)
+        # The body, unless kept as inputs, where profiles or the Parquet log's sample need it.
+        body_needed = (profiled and not served.frames_prepared) or self._parquet_takes(
+            request_id, body
+        )
         out, predictions = answer
         logger.put(
             Entry(
@@ -413,12 +435,21 @@ class PredictionServer:
                 rows,
                 inputs,
                 out,
-                body if profiled and inputs is None and not served.frames_prepared else None,
+                body if body_needed and inputs is None else None,
                 prepared if keep else None,
                 served if keep else None,
                 proba,
                 predictions if keep else None,
             )
+        )
+
+    def _parquet_takes(self, request_id: str, body: bytes) -> bool:
+        parquet, logger = self._parquet, self.logger
+        return (
+            parquet is not None
+            and logger is not None
+            and len(body) <= logger.max_input_bytes
+            and parquet.takes(request_id)
         )
 
     async def _run_model(self, served: ServedModel, data: Any, body: bytes) -> tuple[Any, Any]:

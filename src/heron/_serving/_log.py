@@ -9,7 +9,8 @@ outputs and kept arrays, the new entry is dropped and counted. A flusher thread 
 batch; entries count against ``max_bytes`` until written, so the bound covers them too.
 A sink is anything with ``write(endpoint, entries)``: :class:`StoreSink` writes the
 ``prediction_log`` table. A failing sink loses that batch, counted, and never stops the
-others or the server.
+others or the server. A sink may also have ``tick()``, called at every wake-up, for work
+due by time rather than by batch (``_parquet`` rolls its files so).
 
 The flusher shares the interpreter with the request path, so sinks work on whole batches
 (one query, one DataFrame, one model call per batch), never per entry where avoidable.
@@ -18,6 +19,7 @@ The flusher shares the interpreter with the request path, so sinks work on whole
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import random
 import threading
@@ -240,6 +242,7 @@ class PredictionLogger:
                 self._flush_batch()
                 if not self._due():
                     break
+            self._tick()
             if time.monotonic() - self._trimmed > TRIM_INTERVAL:
                 # What the flushed batches held is free now; give it back to the system.
                 self._trimmed = time.monotonic()
@@ -266,10 +269,22 @@ class PredictionLogger:
                 self._bytes_removed += size
             return True
 
+    def _tick(self) -> None:
+        """Sinks that hold rows between batches (a Parquet file rolled by age) act on time
+        even when no request comes; a failure loses the rows the sink held (``pending``)."""
+        for sink in self.sinks:
+            tick = getattr(sink, "tick", None)
+            if tick is not None:
+                with self._flush_lock:
+                    self._attempt(sink, tick, getattr(sink, "pending", 0))
+
     def _write(self, sink: PredictionSink, entries: list[Entry]) -> None:
+        self._attempt(sink, functools.partial(sink.write, self.endpoint, entries), len(entries))
+
+    def _attempt(self, sink: PredictionSink, action: Callable[[], None], entries: int) -> None:
         try:
-            sink.write(self.endpoint, entries)
+            action()
         except Exception:
-            log.exception("prediction log sink %r failed; %d entries lost", sink, len(entries))
+            log.exception("prediction log sink %r failed; %d entries lost", sink, entries)
             if self._on_error is not None:
-                self._on_error(len(entries))
+                self._on_error(entries)

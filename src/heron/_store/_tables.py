@@ -543,3 +543,21 @@ prediction_proba = Table(
     Column("proba", JSON, nullable=False),  # one list of class probabilities per row
     Index(None, "endpoint", "request_id"),
 )
+
+# The sampled raw prediction log as Parquet files in the artifact store (``heron serve
+# --parquet-log``): one row per file a prediction server rolled, so readers find the files
+# of an endpoint and a time range without listing the store.
+prediction_log_files = Table(
+    "prediction_log_files",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("first_time", Millis, nullable=False),
+    Column("last_time", Millis, nullable=False),
+    Column("created_at", Millis, nullable=False),
+    UniqueConstraint("endpoint", "digest"),
+    Index(None, "endpoint", "last_time"),
+)
