@@ -80,7 +80,7 @@ class ParquetSink:
     ) -> None:
         self.client = client
         self.sample = sample
-        self.max_rows = max_rows
+        self.max_rows = max(1, max_rows)  # a file holds at least one row
         self.max_seconds = max_seconds
         self._file: _OpenFile | None = None
 
