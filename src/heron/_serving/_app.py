@@ -419,8 +419,8 @@ class PredictionServer:
         proba = budget is not None and served.has_proba and budget.take(rows)
         keep = proba or (profiled and served.frames_prepared)
         # The body, unless kept as inputs, where profiles or the Parquet log's sample need it.
-        body_needed = (profiled and not served.frames_prepared) or self._parquet_takes(
-            request_id, body
+        body_needed = (profiled and not served.frames_prepared) or (
+            self._parquet is not None and self._parquet_takes(request_id, body)
         )
         out, predictions = answer
         logger.put(
@@ -444,6 +444,8 @@ class PredictionServer:
         )
 
     def _parquet_takes(self, request_id: str, body: bytes) -> bool:
+        """Whether the Parquet log samples this request (bodies over the raw log's size
+        limit stay out, as there)."""
         parquet, logger = self._parquet, self.logger
         return (
             parquet is not None
