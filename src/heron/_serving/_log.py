@@ -163,7 +163,7 @@ class PredictionLogger:
         # Bytes queued = added - removed; each counter is written by one thread only.
         self._bytes_added = 0
         self._bytes_removed = 0
-        self._due_bytes = max_bytes // 4  # wake the flusher from here on
+        self._due_bytes = max(1, max_bytes // 4)  # wake the flusher; bytes per batch
         self._trimmed = time.monotonic()
         self._on_drop = on_drop
         self._on_error = on_error
