@@ -25,10 +25,10 @@ from typer.testing import CliRunner
 
 import heron
 from heron._cli import app as cli
-from heron._serving import PredictionServer, ServeOptions
 from heron._serving._batch import MicroBatcher
 from heron._serving._log import Entry, PredictionLogger
-from heron.testing import embedded_client, heron_settings, serve_in_thread
+from heron.testing import embedded_client, heron_settings
+from heron.testing import prediction_server as running
 
 PG_URL = os.environ.get("HERON_TEST_POSTGRES_URL")
 
@@ -74,18 +74,6 @@ def endpoint(store: heron.Client) -> str:
     name = f"ep-{next(_names)}"
     store.create_endpoint(name, ["cancer-clf@champion"])
     return name
-
-
-@contextlib.contextmanager
-def running(client: heron.Client, name: str, **options: Any) -> Iterator[tuple[str, Any]]:
-    opts = {"poll_interval": 0.05, "log_interval": 0.05, **options}
-    server = PredictionServer(client, ServeOptions(name, **opts))
-    server.start()
-    try:
-        with serve_in_thread(server) as url:
-            yield url, server
-    finally:
-        server.close()
 
 
 def _records(X: Any, n: int = 1, start: int = 0) -> list[dict[str, float]]:

@@ -4,7 +4,6 @@ the ``heron predictions`` commands."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +22,10 @@ from typer.testing import CliRunner
 import heron
 from heron._cli import app as cli
 from heron._errors import HeronError, InvalidInput, NotFound
-from heron._serving import PredictionServer, ServeOptions
 from heron._serving._log import Entry, PredictionLogger
 from heron._serving._parquet import COLUMNS, ParquetSink, sampled
 from heron._transport import EmbeddedTransport, HttpTransport
-from heron.testing import embedded_client, heron_settings, serve_in_thread
+from heron.testing import embedded_client, heron_settings, prediction_server
 
 X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
 T0 = 1_790_000_000.0  # seconds since the epoch, in November 2026
@@ -254,16 +252,8 @@ def _json_times() -> dict[str, str]:
 # --- heron serve --parquet-log end to end ----------------------------------------------
 
 
-@contextlib.contextmanager
-def running(client: heron.Client, **options: Any) -> Iterator[tuple[str, PredictionServer]]:
-    opts = {"poll_interval": 0.05, "log_interval": 0.05, "parquet_log": True, **options}
-    server = PredictionServer(client, ServeOptions("ep", **opts))
-    server.start()
-    try:
-        with serve_in_thread(server) as url:
-            yield url, server
-    finally:
-        server.close()
+def running(client: heron.Client, **options: Any) -> Any:
+    return prediction_server(client, "ep", **{"parquet_log": True, **options})
 
 
 def _headers(client: heron.Client) -> dict[str, str]:

@@ -11,7 +11,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from heron._client import Client
 from heron._services import Services
@@ -98,6 +98,22 @@ def serve_in_thread(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def prediction_server(client: Client, endpoint: str, **options: Any) -> Iterator[tuple[str, Any]]:
+    """``heron serve ENDPOINT`` in a thread (fast polling and log flushes for tests); yields
+    its URL and the ``PredictionServer``, closed (log flushed) on exit."""
+    from heron._serving import PredictionServer, ServeOptions
+
+    opts = {"poll_interval": 0.05, "log_interval": 0.05, **options}
+    server = PredictionServer(client, ServeOptions(endpoint, **opts))
+    server.start()
+    try:
+        with serve_in_thread(server) as url:
+            yield url, server
+    finally:
+        server.close()
 
 
 @contextlib.contextmanager
