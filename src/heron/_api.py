@@ -70,6 +70,13 @@ class Operation:
     def returns(self) -> Any:
         return self.hints.get("return")
 
+    @functools.cached_property
+    def result_adapter(self) -> Any:
+        """Validates (client) and dumps (server) the result type; built on first use."""
+        from pydantic import TypeAdapter
+
+        return TypeAdapter(self.returns)
+
 
 def _op(
     name: str, method: str, path: str, service: str, permission: str, status: int = 200

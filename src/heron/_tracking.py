@@ -307,42 +307,34 @@ class TrackingService(Service):
         return runs[0]
 
     def _runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
-        """Load runs with their params, latest metrics, tags and inputs in five queries."""
+        """Load runs with their params, latest metrics, tags and inputs in five queries.
+
+        The queries are plain SQL with one placeholder per id: building and compiling an
+        ``IN`` of 100 ids through SQLAlchemy costs more than running it (a page of search
+        results spent 60 % of its time there).
+        """
         if not run_ids:
             return []
-        rows = conn.execute(
-            select(t.runs, t.experiments.c.name.label("experiment"))
-            .join(t.experiments, t.experiments.c.id == t.runs.c.experiment_id)
-            .where(t.runs.c.id.in_(run_ids))
-        ).mappings()
-        by_id = {row["id"]: dict(row) for row in rows}
-        params = _grouped(conn, t.params, run_ids)
-        metrics = _grouped(conn, t.latest_metrics, run_ids)
-        tags = _grouped(conn, t.run_tags, run_ids)
+        ids = tuple(run_ids)
+        by_id = {row[0]: row for row in _in(conn, _SELECT_RUNS, ids)}
+        params, metrics, tags = (_grouped(conn, table, ids) for table in _KEY_VALUE_TABLES)
         inputs: dict[str, list[DatasetRef]] = defaultdict(list)
-        for row in conn.execute(
-            select(
-                t.run_inputs.c.run_id,
-                t.datasets.c.name,
-                t.dataset_versions.c.version,
-                t.dataset_versions.c.digest,
-            )
-            .join(t.dataset_versions, t.dataset_versions.c.id == t.run_inputs.c.dataset_version_id)
-            .join(t.datasets, t.datasets.c.id == t.dataset_versions.c.dataset_id)
-            .where(t.run_inputs.c.run_id.in_(run_ids))
-        ).mappings():
-            inputs[row["run_id"]].append(
-                DatasetRef(name=row["name"], version=row["version"], digest=row["digest"])
-            )
+        for run_id, name, version, digest in _in(conn, _SELECT_INPUTS, ids):
+            inputs[run_id].append(DatasetRef(name=name, version=version, digest=digest))
         result = []
         for run_id in run_ids:
             row = by_id.get(run_id)
             if row is None:
                 continue
-            row["experiment_id"] = str(row["experiment_id"])
+            fields = dict(zip(_RUN_COLUMNS, row, strict=True))
+            fields["experiment_id"] = str(fields["experiment_id"])
+            fields["start_time"] = t.from_millis(fields["start_time"])
+            fields["end_time"] = t.from_millis(fields["end_time"])
+            if fields["git_dirty"] is not None:
+                fields["git_dirty"] = bool(fields["git_dirty"])
             result.append(
                 Run(
-                    **row,
+                    **fields,
                     params=params[run_id],
                     metrics=metrics[run_id],
                     tags=tags[run_id],
@@ -351,6 +343,35 @@ class TrackingService(Service):
             )
         return result
 
+
+_RUN_COLUMNS = (
+    "id",
+    "experiment_id",
+    "name",
+    "status",
+    "start_time",
+    "end_time",
+    "user",
+    "host",
+    "entry_point",
+    "git_commit",
+    "git_dirty",
+    "experiment",
+)
+_SELECT_RUNS = (
+    "SELECT "
+    + ", ".join(f'runs."{c}"' for c in _RUN_COLUMNS[:-1])
+    + ", experiments.name FROM runs JOIN experiments ON experiments.id = runs.experiment_id "
+    "WHERE runs.id IN ({ids})"
+)
+_SELECT_INPUTS = (
+    "SELECT run_inputs.run_id, datasets.name, dataset_versions.version, dataset_versions.digest "
+    "FROM run_inputs "
+    "JOIN dataset_versions ON dataset_versions.id = run_inputs.dataset_version_id "
+    "JOIN datasets ON datasets.id = dataset_versions.dataset_id "
+    "WHERE run_inputs.run_id IN ({ids})"
+)
+_KEY_VALUE_TABLES = ("params", "latest_metrics", "run_tags")
 
 _INSERT_METRICS = (
     'INSERT INTO metrics (run_id, key, value, step, "timestamp") VALUES (?, ?, ?, ?, ?)'
@@ -377,10 +398,16 @@ def _millis(value: datetime | None) -> int | None:
     return int(value.timestamp() * 1000)
 
 
-def _grouped(conn: Connection, table: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _in(conn: Connection, statement: str, ids: tuple[str, ...]) -> list[Any]:
+    """Runs ``statement`` with its ``{ids}`` filled by one placeholder per id."""
+    marks = ", ".join(["?"] * len(ids))
+    return conn.exec_driver_sql(_sql(conn, statement.format(ids=marks)), ids).all()
+
+
+def _grouped(conn: Connection, table: str, run_ids: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = defaultdict(dict)
-    query = select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(run_ids))
-    for run_id, key, value in conn.execute(query):
+    statement = f'SELECT run_id, "key", value FROM {table} WHERE run_id IN ({{ids}})'
+    for run_id, key, value in _in(conn, statement, run_ids):
         out[run_id][key] = value
     return out
 

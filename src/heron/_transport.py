@@ -7,7 +7,6 @@ written once, over ``Transport``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import tempfile
@@ -90,7 +89,7 @@ class HttpTransport:
             response = self._send(operation.method, path, params=query)
         if response.status_code == 204:
             return None
-        return _adapter(op).validate_json(response.content)
+        return operation.result_adapter.validate_json(response.content)
 
     def put_blob(self, path: Path) -> str:
         def chunks() -> Any:
@@ -182,12 +181,3 @@ def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
     from pydantic_core import to_jsonable_python
 
     return {k: to_jsonable_python(v) for k, v in kwargs.items()}
-
-
-@functools.cache
-def _adapter(op: str) -> Any:
-    from pydantic import TypeAdapter
-
-    from heron._api import OPERATIONS
-
-    return TypeAdapter(OPERATIONS[op].returns)

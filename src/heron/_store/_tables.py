@@ -49,9 +49,14 @@ class Millis(TypeDecorator[datetime]):
         return int(value.timestamp() * 1000)
 
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        return from_millis(value)
+
+
+def from_millis(value: int | None) -> datetime | None:
+    """A stored time, for the hand-written queries that read it without ``Millis``."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def now() -> datetime:
