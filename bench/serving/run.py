@@ -153,8 +153,11 @@ def pinned(command: list[str], cpu: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def started(server: Server, port: int) -> Iterator[tuple[psutil.Process, float]]:
-    """Start a server; yield it and the seconds it took to answer its health check."""
+def started(
+    server: Server, port: int, poll: float = 0.02
+) -> Iterator[tuple[psutil.Process, float]]:
+    """Start a server; yield it and the seconds it took to answer its health check (asked
+    every ``poll`` seconds)."""
     command = [part.replace("{port}", str(port)) for part in server.command]
     began = time.perf_counter()
     log = open(WORK / f"{server.name}.log", "wb")  # noqa: SIM115
@@ -176,7 +179,7 @@ def started(server: Server, port: int) -> Iterator[tuple[psutil.Process, float]]
                     break
             if time.perf_counter() - began > 180:
                 raise RuntimeError(f"{server.name} never became ready")
-            time.sleep(0.02)
+            time.sleep(poll)
         yield psutil.Process(process.pid), time.perf_counter() - began
     finally:
         with contextlib.suppress(ProcessLookupError):
