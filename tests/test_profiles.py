@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from heron import _profiles
 from heron._errors import InvalidInput
 from heron._profiles import CategoricalProfile, DatasetProfile, NumericProfile
 
@@ -185,6 +186,54 @@ def test_profile_building_is_fast_enough_for_a_million_values():
     ref = DatasetProfile.from_frame(df)
     DatasetProfile.from_frame(df, ref)
     assert time.perf_counter() - start < 5.0
+
+
+@st.composite
+def mixed_frames(draw):
+    """Columns of every kind a frame brings: floats with nulls and infinities, integers,
+    booleans, numbers as text, labels with nulls, datetimes with NaT."""
+    n = draw(st.integers(min_value=0, max_value=30))
+
+    def column(strategy):
+        return draw(st.lists(strategy, min_size=n, max_size=n))
+
+    makers = {
+        "float": lambda: pd.Series(column(numbers), dtype="float64"),
+        "int": lambda: pd.Series(column(st.integers(-50, 50)), dtype="int64"),
+        "bool": lambda: pd.Series(column(st.booleans()), dtype=bool),
+        "text-numbers": lambda: pd.Series(
+            column(st.sampled_from(["1.5", "x", None])), dtype=object
+        ),
+        "label": lambda: pd.Series(column(labels), dtype=object),
+        "time": lambda: pd.to_datetime(
+            pd.Series(column(st.sampled_from(["2024-01-01", None, "2024-03-05"]))), utc=True
+        ),
+    }
+    kinds = draw(st.lists(st.sampled_from(sorted(makers)), min_size=1, max_size=7))
+    return pd.DataFrame({f"{kind}{i}": makers[kind]() for i, kind in enumerate(kinds)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(reference=mixed_frames(), data=mixed_frames(), chunk=st.sampled_from([2, 5, 1 << 16]))
+def test_columns_profiled_together_equal_each_column_profiled_alone(reference, data, chunk):
+    # Numeric columns are profiled together in groups, chunk by chunk; each must come out
+    # bit for bit as it would alone. Small chunks and groups exercise every boundary.
+    # The window's first columns take the reference's names, whatever their kind; the rest
+    # are unknown to it.
+    names = [*reference.columns, *data.columns[reference.shape[1] :]][: data.shape[1]]
+    data = data.set_axis(names, axis=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_profiles, "CHUNK", chunk)
+        patch.setattr(_profiles, "GROUP_VALUES", 3 * chunk)
+        ref = DatasetProfile.from_frame(reference, bins=4)
+        for frame, against in ((reference, None), (data, ref)):
+            whole = DatasetProfile.from_frame(frame, against, bins=4)
+            for name in frame.columns:
+                alone = DatasetProfile.from_frame(frame[[name]], against, bins=4)
+                assert alone.dtypes[name] == whole.dtypes[name]
+                if name in alone.columns:
+                    got, expected = whole.columns[name], alone.columns[name]
+                    assert got.model_dump_json() == expected.model_dump_json(), name
 
 
 # --- bad input: defined outcomes -------------------------------------------------------------
