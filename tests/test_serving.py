@@ -192,6 +192,28 @@ def test_health_and_metrics(store: heron.Client, endpoint: str, data: Any) -> No
         assert expected in text
 
 
+def test_until_the_models_are_loaded_only_liveness_answers(
+    store: heron.Client, endpoint: str, data: Any
+) -> None:
+    """``heron serve`` listens while it loads: nothing but /health/live may be answered
+    before authentication is decided and the log started."""
+    from heron._serving import PredictionServer, ServeOptions
+    from heron.testing import serve_in_thread
+
+    X, _ = data
+    server = PredictionServer(store, ServeOptions(endpoint, auth=True))  # not started
+    with serve_in_thread(server) as url:
+        assert httpx.get(f"{url}/health/live").status_code == 200
+        assert httpx.get(f"{url}/health/ready").json() == {"status": "loading"}
+        for answer in (
+            httpx.post(f"{url}/predict", json={"instances": _records(X)}),
+            httpx.post(f"{url}/feedback", json={"feedback": [{"request_id": "x", "label": 1}]}),
+            httpx.get(f"{url}/metrics"),
+        ):
+            assert answer.status_code == 503
+            assert answer.json()["error"]["code"] == "unavailable"
+
+
 def test_predictions_are_logged_and_feedback_joins(
     store: heron.Client, endpoint: str, data: Any
 ) -> None:
@@ -569,6 +591,33 @@ def test_heron_serve_process_with_workers(tmp_path: Path, data: Any, fitted: Any
         ]
         assert {a["model_version"] for a in answers} == {"1"}
         assert "# TYPE heron_requests_total counter" in http.get(f"{url}/metrics").text
+
+
+def test_heron_serve_writes_its_log_when_terminated(tmp_path: Path, data: Any, fitted: Any) -> None:
+    """SIGTERM, what process managers send, ends the server as Ctrl-C does: the queue of
+    the prediction log (flushed every 2 s by default) is written first."""
+    X, _ = data
+    client = heron.Client()
+    _register(client, data, fitted)
+    client.create_endpoint("cancer", ["cancer-clf@champion"])
+    with heron_serve("cancer", {}, cwd=tmp_path) as url:  # terminated on exit
+        ids = {
+            httpx.post(f"{url}/predict", json={"instances": _records(X, 1, i)}).json()["request_id"]
+            for i in range(5)
+        }
+    assert {r.request_id for r in client.list_predictions("cancer").items} == ids
+
+
+def test_heron_serve_reports_what_stopped_the_load(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "heron"), "serve", "nowhere", "--port", "0"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == heron.NotFound.exit_code
+    assert "error:" in result.stderr and "nowhere" in result.stderr
 
 
 @pytest.mark.postgres

@@ -3,7 +3,8 @@
     POST /predict        {"instances": [...]} | {"dataframe_split": {...}} → predictions
     POST /feedback       {"feedback": [{"request_id", "label"}, ...]} → accepted, unknown
     GET  /health/live    the process answers
-    GET  /health/ready   models are loaded (503 until then)
+    GET  /health/ready   models are loaded and warmed (503 until then, as for /predict,
+                         /feedback and /metrics)
     GET  /metrics        Prometheus text format
 
 With auth on (``ServeOptions.auth``; by default when the store has users), /predict,
@@ -128,23 +129,46 @@ class PredictionServer:
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the endpoint's versions (ready when this returns) and start the background
-        threads: poller, log flusher, shadow worker."""
+        """Decide on authentication, start the prediction log, load and warm the endpoint's
+        versions — ready from then on — and start the poller and the heartbeats.
+
+        Everything a request needs exists before the models are routed to, so no request is
+        answered unauthenticated or unlogged; what comes after readiness (the monitoring
+        machinery the heartbeats import) does not delay it when ``heron serve`` starts the
+        server beside its event loop."""
         if self._started:
             return
-        self.refresh()
-        opts = self.options
+        try:
+            self.tokens = self._token_check()
+            self.logger = self._start_logger()
+            self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="heron-shadow")
+            self.refresh()
+        except BaseException:
+            self.close()
+            raise
+        poller = threading.Thread(target=self._poll, name="heron-endpoint-poller", daemon=True)
+        poller.start()
+        self._threads.append(poller)
+        from heron._monitoring._resources import start_heartbeats
+
+        self._heartbeat = start_heartbeats(self)
+        self._started = True
+
+    def _token_check(self) -> TokenCheck | None:
         from heron._serving._auth import TokenCheck, server_has_users
 
-        auth = opts.auth if opts.auth is not None else server_has_users(self.client)
-        if auth:
-            self.tokens = TokenCheck(self.client, self.endpoint)
-        else:
-            log.warning(
-                "endpoint %s: authentication is OFF: anyone who can reach this server can "
-                "predict and send feedback",
-                self.endpoint,
-            )
+        auth = self.options.auth
+        if auth if auth is not None else server_has_users(self.client):
+            return TokenCheck(self.client, self.endpoint)
+        log.warning(
+            "endpoint %s: authentication is OFF: anyone who can reach this server can "
+            "predict and send feedback",
+            self.endpoint,
+        )
+        return None
+
+    def _start_logger(self) -> PredictionLogger | None:
+        opts = self.options
         sinks: list[PredictionSink] = []
         if opts.log_predictions:
             sinks.append(StoreSink(self.client, opts.log_retention))
@@ -174,27 +198,21 @@ class PredictionServer:
             )
             sinks.append(self._parquet)
         sinks += self._extra_sinks
-        if sinks:
-            self.logger = PredictionLogger(
-                self.endpoint,
-                sinks,
-                capacity=opts.log_capacity,
-                batch_size=opts.log_batch_size,
-                interval=opts.log_interval,
-                sample=opts.log_sample,
-                input_bytes_per_second=opts.log_input_bytes_per_second,
-                on_drop=lambda n: self.metrics.log_dropped.inc(n),
-                on_error=lambda n: self.metrics.log_failed.inc(n),
-            )
-            self.logger.start()
-        self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="heron-shadow")
-        poller = threading.Thread(target=self._poll, name="heron-endpoint-poller", daemon=True)
-        poller.start()
-        self._threads.append(poller)
-        from heron._monitoring._resources import start_heartbeats
-
-        self._heartbeat = start_heartbeats(self)
-        self._started = True
+        if not sinks:
+            return None
+        logger = PredictionLogger(
+            self.endpoint,
+            sinks,
+            capacity=opts.log_capacity,
+            batch_size=opts.log_batch_size,
+            interval=opts.log_interval,
+            sample=opts.log_sample,
+            input_bytes_per_second=opts.log_input_bytes_per_second,
+            on_drop=lambda n: self.metrics.log_dropped.inc(n),
+            on_error=lambda n: self.metrics.log_failed.inc(n),
+        )
+        logger.start()
+        return logger
 
     def close(self) -> None:
         self._stop.set()
@@ -280,9 +298,13 @@ class PredictionServer:
         kind = scope["type"]
         if kind == "http":
             path, method = scope["path"], scope["method"]
-            tokens = self.tokens
-            if tokens is not None and path in _GUARDED and not await self._allowed(scope, send):
-                return
+            if path in _GUARDED:
+                if self.routing is None:
+                    # Until then authentication may be undecided and the log not started.
+                    await _error(send, 503, "unavailable", "models are still loading")
+                    return
+                if self.tokens is not None and not await self._allowed(scope, send):
+                    return
             if path == "/predict":
                 if method == "POST":
                     await self._predict(scope, receive, send)
@@ -336,10 +358,7 @@ class PredictionServer:
         try:
             body = await _read_body(scope, receive, self.options.max_body_bytes)
             routing = self.routing
-            if routing is None:
-                status = 503
-                await _error(send, 503, "unavailable", "models are still loading")
-                return
+            assert routing is not None, "__call__ answers 503 until the models are routed to"
             data = _parse(body)
             served = routing.choose(scope, data)
             predictions, prepared = await self._run_model(served, data, body)

@@ -3,6 +3,14 @@
 Workers are spawned processes, each a whole stateless server (its own poller, log flusher
 and metrics), accepting from one listening socket the parent bound; the options travel to
 them as arguments, not through the environment.
+
+A server listens at once and loads its endpoint in a thread meanwhile: /health/live answers
+from the start, everything else 503 until the models are loaded and warmed, which is when
+/health/ready turns 200 (time to ready is measured: the event loop's start-up overlaps the
+load, and what ``PredictionServer.start`` does after readiness no longer delays it). A load
+that fails stops the server and is raised where it was started. SIGTERM (what process
+managers send) closes the server like Ctrl-C does, so the queued prediction log is written
+before the process ends.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +27,8 @@ from heron._settings import Settings
 
 
 def build_server(settings: Settings, options: ServeOptions) -> PredictionServer:
-    """The server of this process (its allocator tuned before any thread starts)."""
+    """The server of this process (its allocator tuned before any thread starts); not
+    started yet."""
     from heron._client import Client
     from heron._serving._memory import limit_arenas, limit_sqlite_heap
 
@@ -27,9 +37,7 @@ def build_server(settings: Settings, options: ServeOptions) -> PredictionServer:
     # to 8 MB in all (see _memory).
     limit_arenas(2)
     limit_sqlite_heap(8 * 1024 * 1024)
-    server = PredictionServer(Client(settings=settings), options)
-    server.start()
-    return server
+    return PredictionServer(Client(settings=settings), options)
 
 
 def serve(
@@ -43,13 +51,7 @@ def serve(
 ) -> None:
     """Serve ``options.endpoint`` until interrupted."""
     if workers <= 1:
-        server = build_server(settings, options)
-        if on_ready is not None:
-            on_ready(server)
-        try:
-            _run_uvicorn(server, host=host, port=port)
-        finally:
-            server.close()
+        _serve_one(settings, options, host=host, port=port, on_ready=on_ready)
         return
     sock = _bind(host, port)
     ctx = multiprocessing.get_context("spawn")
@@ -78,20 +80,55 @@ def serve(
 
 
 def _worker(settings: Settings, options: ServeOptions, sock: socket.socket) -> None:
+    _serve_one(settings, options, sock=sock)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: close the server, then end by the signal."""
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    raise _Terminated
+
+
+def _serve_one(
+    settings: Settings,
+    options: ServeOptions,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[PredictionServer], None] | None = None,
+) -> None:
     server = build_server(settings, options)
+    # uvicorn re-raises the SIGTERM it shut down on after restoring the handler it found;
+    # with the default one the process would end there, before the log is written.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        _run_uvicorn(server, sock=sock)
+        try:
+            _run_uvicorn(server, on_ready, host=host, port=port, sock=sock)
+        finally:
+            server.close()
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)  # end as the signal says, as without the handler
     finally:
-        server.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_uvicorn(
-    app: Any, *, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+    server: PredictionServer,
+    on_ready: Callable[[PredictionServer], None] | None,
+    *,
+    host: str,
+    port: int,
+    sock: socket.socket | None,
 ) -> None:
+    """Serve with uvicorn while ``server`` starts in a thread; raise what stopped the start."""
     import uvicorn
 
     config = uvicorn.Config(
-        app,
+        server,
         host=host,
         port=port,
         lifespan="off",
@@ -100,8 +137,23 @@ def _run_uvicorn(
         timeout_keep_alive=30,
         backlog=2048,
     )
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock] if sock is not None else None)
+    http = uvicorn.Server(config)
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            server.start()
+        except BaseException as exc:
+            failed.append(exc)
+            http.should_exit = True
+            return
+        if on_ready is not None:
+            on_ready(server)
+
+    threading.Thread(target=start, name="heron-start", daemon=True).start()
+    http.run(sockets=[sock] if sock is not None else None)
+    if failed:
+        raise failed[0]
 
 
 def _bind(host: str, port: int) -> socket.socket:
