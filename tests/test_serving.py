@@ -342,6 +342,32 @@ def test_allocator_tuning_is_safe_to_call() -> None:
         limit_sqlite_heap(0)  # process-wide: unlimited again for the other tests
 
 
+def test_a_frozen_heap_is_left_out_of_garbage_collections() -> None:
+    import gc
+    import weakref
+
+    from heron._serving._memory import freeze_heap
+
+    class Node:
+        pass
+
+    def cycle() -> weakref.ref[Node]:
+        node = Node()
+        node.me = node  # type: ignore[attr-defined]
+        return weakref.ref(node)
+
+    before = cycle()  # garbage already, but only a collection can free a cycle
+    freeze_heap()
+    try:
+        after = cycle()
+        gc.collect()
+        assert before() is not None and after() is None
+    finally:
+        gc.unfreeze()  # process-wide: the other tests collect as usual
+    gc.collect()
+    assert before() is None
+
+
 def _wait_for(url: str, predicate: Any, what: str) -> dict[str, Any]:
     """Poll /health/ready until ``predicate`` holds (a wait, not a timing assertion)."""
     deadline = time.monotonic() + 60

@@ -127,6 +127,8 @@ def _run_uvicorn(
     """Serve with uvicorn while ``server`` starts in a thread; raise what stopped the start."""
     import uvicorn
 
+    from heron._serving._memory import freeze_heap
+
     config = uvicorn.Config(
         server,
         host=host,
@@ -147,6 +149,7 @@ def _run_uvicorn(
             failed.append(exc)
             http.should_exit = True
             return
+        freeze_heap()  # what start-up built is never walked by a full collection (_memory)
         if on_ready is not None:
             on_ready(server)
 
