@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
@@ -202,3 +203,44 @@ def test_no_probabilities_without_a_budget(
     checks = store.run_monitor("live", until=datetime.now(UTC) + timedelta(hours=2))
     assert sum(c.rows for c in checks) == 15
     assert all(c.estimated_performance is None for c in checks)
+
+
+@pytest.mark.parametrize(
+    ("predictions", "expected"),
+    [
+        ([np.array([0, 1]), np.array([1])], np.array([0, 1, 1])),
+        ([np.array([0.5, 1.0]), np.array([2], dtype=np.int32)], np.array([0.5, 1.0, 2.0])),
+        ([np.array(["a", "b"]), np.array(["c"])], np.array(["a", "b", "c"])),
+        ([np.array([[0.1, 0.9], [0.3, 0.7]]), np.array([[0.5, 0.5]])], None),
+        ([np.array([0, 1]), np.array(1)], None),
+        ([np.array([0, 1]), np.array(["c"])], np.array(["0", "1", "c"])),  # labels by text
+        ([np.array([0, 1]), [1]], None),
+        ([np.array([0, 1, 2]), np.array([1])], None),
+        ([np.array([0, 1]), np.array([{}], dtype=object)], None),
+    ],
+    ids=[
+        "labels",
+        "scores-of-two-types",
+        "text",
+        "class-scores",
+        "a-scalar",
+        "numbers-and-text-labels",
+        "a-list",
+        "rows-mismatch",
+        "objects",
+    ],
+)
+def test_predictions_of_a_batch_join_into_one_array_or_none(predictions, expected) -> None:
+    from heron._serving._log import Entry
+    from heron._serving._profiling import _prediction_array
+
+    rows = [2, 1]
+    entries = [
+        Entry("r", 1, "m", 1, False, 0.0, 1.0, n, None, b"[]", predictions=p)
+        for n, p in zip(rows, predictions, strict=True)
+    ]
+    joined = _prediction_array(entries)
+    if expected is None:
+        assert joined is None
+    else:
+        assert joined.dtype.kind == expected.dtype.kind and joined.tolist() == expected.tolist()

@@ -197,7 +197,7 @@ def _frames(entries: list[Entry]) -> Iterator[tuple[Any, Any, int]]:
     parsed), and the bodies of the others parsed here (models whose input has no column
     names). An entry whose outputs do not match its rows, or whose body cannot be read, is
     left out."""
-    typed = [e for e in entries if e.prepared is not None and e.served.frames_prepared]
+    typed, others = _by_form(entries)
     if typed:
         predictions = _prediction_array(typed)
         if predictions is None:  # outputs of other shapes: as the log has them
@@ -206,10 +206,25 @@ def _frames(entries: list[Entry]) -> Iterator[tuple[Any, Any, int]]:
             predictions = _flat(a for _, a in pairs)
         if typed:
             yield typed[0].served.inputs_frame([e.prepared for e in typed]), predictions, len(typed)
-    others = [e for e in entries if e.prepared is None or not e.served.frames_prepared]
     parsed = _parsed_bodies(_with_answers(others))
     if parsed is not None:
         yield parsed
+
+
+def _by_form(entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+    """The entries whose validated inputs can be framed, and the others, in one pass (asking
+    each served model once, not each entry)."""
+    framed: dict[int, bool] = {}
+    typed, others = [], []
+    for e in entries:
+        if e.prepared is None:
+            others.append(e)
+            continue
+        ok = framed.get(id(e.served))
+        if ok is None:
+            ok = framed[id(e.served)] = e.served.frames_prepared
+        (typed if ok else others).append(e)
+    return typed, others
 
 
 def _prediction_array(entries: list[Entry]) -> Any:
@@ -218,13 +233,19 @@ def _prediction_array(entries: list[Entry]) -> Any:
     import numpy as np
 
     parts = [e.predictions for e in entries]
-    if not all(
-        isinstance(p, np.ndarray) and p.ndim == 1 and p.dtype.kind in "biufU" and len(p) == e.rows
-        for p, e in zip(parts, entries, strict=True)
-    ):
+    # Checked for the whole batch at once (types, lengths, then the joined array's shape and
+    # kind): a test per entry cost more than the rest of this function.
+    if set(map(type, parts)) != {np.ndarray}:
         return None
-    joined = np.concatenate(parts)
+    try:
+        if list(map(len, parts)) != [e.rows for e in entries]:
+            return None
+        joined = np.concatenate(parts)
+    except (TypeError, ValueError):  # 0-d arrays, mixed dimensions, text with numbers
+        return None
     kind = joined.dtype.kind
+    if joined.ndim != 1 or kind not in "biufU":
+        return None
     return joined.astype(np.float64 if kind == "f" else np.int64) if kind in "iuf" else joined
 
 
