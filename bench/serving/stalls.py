@@ -100,13 +100,12 @@ def serve(home: Path, args: argparse.Namespace) -> None:
     import uvicorn
 
     import heron
-    from heron._serving import PredictionServer, ServeOptions
-    from heron._serving._memory import freeze_heap, limit_arenas, limit_sqlite_heap
+    from heron._serving import ServeOptions
+    from heron._serving._memory import freeze_heap
+    from heron._serving._run import build_server
 
-    limit_arenas(2)
-    limit_sqlite_heap(8 * 1024 * 1024)
     options = ServeOptions("cancer", auth=False, log_predictions=not args.no_log)
-    server = PredictionServer(heron.Client(settings=heron.Settings(home=home)), options)
+    server = build_server(heron.Settings(home=home), options)  # as heron serve builds it
     server.start()
     if not args.no_freeze:
         freeze_heap()
