@@ -374,7 +374,7 @@ def _numeric_profiles(
     what it would alone: the same chunks, the same reductions on the same values."""
     names = list(columns)
     profiles: dict[str, NumericProfile] = {}
-    size = max(GROUP_VALUES // max(min(len(frame), CHUNK), 1), 1)  # columns per group
+    size = max(GROUP_VALUES // max(len(frame), 1), 1)  # columns per group: one when long
     for start in range(0, len(names), size):
         group = names[start : start + size]
         values, invalid = _numeric_matrix(frame, group)
@@ -397,6 +397,9 @@ def _numeric_matrix(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, 
         # Plain numbers only, as validated serving inputs are: one conversion, and a view
         # of pandas' own (columns, rows) block when the frame has one float64 block.
         return np.ascontiguousarray(frame.to_numpy(dtype=np.float64).T), invalid
+    if len(names) == 1:  # a long column on its own: its values as they are, not a copy
+        values, invalid[0] = _numeric_values(frame[names[0]])
+        return values[np.newaxis, :], invalid
     values = np.empty((len(names), len(frame)), dtype=np.float64)
     for i, name in enumerate(names):
         values[i], invalid[i] = _numeric_values(frame[name])
@@ -460,7 +463,8 @@ def _histograms(
             slot = _slots(bounds, chunk) + first[:-1, None]
             if not clean.all():
                 slot[~finite] = trash
-                nan[~clean] += np.count_nonzero(np.isnan(chunk[~clean]), axis=1)
+                for i in np.flatnonzero(~clean).tolist():
+                    nan[i] += np.count_nonzero(np.isnan(chunk[i]))
             counts += np.bincount(slot.ravel(), minlength=trash + 1)
             sums += np.bincount(slot.ravel(), weights=chunk.ravel(), minlength=trash + 1)
     profiles = []
