@@ -9,7 +9,8 @@ first run is a new server's first seconds of traffic. Per run:
 - loop lag: how late a 5 ms timer on the event loop fired (what every request waits for
   while the flusher holds the GIL or a garbage collection runs), p99 and max;
 - full (generation-2) garbage collections and how long each took;
-- flusher CPU: CPU time of the log flusher thread per 1,000 requests.
+- CPU time of the server process per 1,000 requests (the logging cost, less noisy than
+  throughput on a shared machine), and of its log flusher thread.
 
     .venv/bin/python bench/serving/stalls.py                 # monitor watching the endpoint
     .venv/bin/python bench/serving/stalls.py --no-freeze     # the heap as it was before
@@ -143,7 +144,7 @@ def measure(
                 pauses.append(time.perf_counter() - began.pop())
 
     flusher = server.logger._thread if server.logger is not None else None
-    cpu = _thread_cpu(flusher)
+    cpu, process = _thread_cpu(flusher), time.process_time()
     app.lags.clear()
     gc.callbacks.append(on_gc)
     wrk = [shutil.which("wrk") or "wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s",
@@ -152,17 +153,18 @@ def measure(
         wrk = ["taskset", "-c", str((os.cpu_count() or 1) - 1), *wrk]  # as run.py pins it
     out = subprocess.run(wrk, capture_output=True, text=True, check=True).stdout
     gc.callbacks.remove(on_gc)
-    cpu = _thread_cpu(flusher) - cpu
+    cpu, process = _thread_cpu(flusher) - cpu, time.process_time() - process
     fields = dict(
         p.split("=") for p in next(x for x in out.splitlines() if "RESULT" in x).split()[1:]
     )
-    lags = sorted(app.lags)
+    lags, requests = sorted(app.lags), int(fields["requests"])
     p99 = lags[int(len(lags) * 0.99)] if lags else 0.0
     print(
         f"run {run + 1}: {float(fields['rps']):6.0f} req/s  p50 {float(fields['p50']):6.2f} ms  "
         f"p99 {float(fields['p99']):7.2f} ms | loop lag p99 {p99 * 1000:5.1f} ms  max "
         f"{max(lags, default=0.0) * 1000:6.1f} ms | gen-2 GCs {[round(p * 1000) for p in pauses]}"
-        f" ms | flusher {cpu / int(fields['requests']) * 1e6:5.1f} ms CPU per 1,000 requests",
+        f" ms | CPU per 1,000 requests: {process / requests * 1e6:5.1f} ms, of which the "
+        f"flusher {cpu / requests * 1e6:5.1f}",
         flush=True,
     )
 
