@@ -253,6 +253,31 @@ def test_a_full_log_queue_drops_and_counts(store: heron.Client, endpoint: str, d
     assert len(store.list_predictions(endpoint).items) == 2  # the queued ones, at close
 
 
+def test_the_log_queue_holds_the_bytes_the_options_say(
+    store: heron.Client, endpoint: str, data: Any
+) -> None:
+    X, _ = data
+    body = {"instances": _records(X, 100)}  # ~80 KB of inputs and a 24 KB array a request
+    with running(store, endpoint, log_max_bytes=50_000, log_interval=3600) as (url, server):
+        for _ in range(3):
+            assert httpx.post(f"{url}/predict", json=body).status_code == 200
+        assert server.logger.dropped == 3
+
+
+def test_a_server_process_keeps_pyarrow_on_the_system_allocator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from heron._serving import ServeOptions
+    from heron._serving._run import build_server
+
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    build_server(heron_settings(tmp_path), ServeOptions("ep"))
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "jemalloc"  # the user's choice wins
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+    build_server(heron_settings(tmp_path), ServeOptions("ep"))
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system"
+
+
 def test_logger_survives_a_failing_sink() -> None:
     class Broken:
         def write(self, endpoint: str, entries: list[Entry]) -> None:
