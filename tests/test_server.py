@@ -370,3 +370,28 @@ def test_real_server_process_serves_a_client(
     assert not (Path.cwd() / ".heron").exists()
     with heron.Client(settings=Settings(home=home)) as local:
         assert local.get_run(run.id).params == {"lr": "0.1"}
+
+
+def test_result_types_are_the_services_own() -> None:
+    """The operation table names each result type so the HTTP client needs no service
+    module; each must be what the service method is annotated to return."""
+    import typing
+
+    for op in OPERATIONS.values():
+        assert op.returns == typing.get_type_hints(op.function).get("return"), op.name
+
+
+def test_http_client_loads_a_model_without_the_store() -> None:
+    """A fresh process that only talks to a server imports neither SQLAlchemy nor a
+    service module to resolve a model version (its time to first prediction)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from heron._api import OPERATIONS
+        for name in ("get_model_version_by_alias", "get_model_version", "search_runs"):
+            OPERATIONS[name].result_adapter
+        print(sorted(m for m in sys.modules if m.startswith(("sqlalchemy", "heron._registry"))))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
