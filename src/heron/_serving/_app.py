@@ -122,6 +122,7 @@ class PredictionServer:
         self._batchers: dict[int, MicroBatcher] = {}
         self._in_flight = 0
         self._stop = threading.Event()
+        self._lifecycle = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._shadow_slots = threading.BoundedSemaphore(options.shadow_capacity)
         self._shadow_pool: ThreadPoolExecutor | None = None
@@ -135,14 +136,16 @@ class PredictionServer:
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Decide on authentication, start the prediction log, load and warm the endpoint's
-        versions — ready from then on — and start the poller and the heartbeats.
+        """``load()``, then ``follow()``: ready, and following the endpoint."""
+        self.load()
+        self.follow()
 
-        Everything a request needs exists before the models are routed to, so no request is
-        answered unauthenticated or unlogged; what comes after readiness (the monitoring
-        machinery the heartbeats import) does not delay it when ``heron serve`` starts the
-        server beside its event loop."""
-        if self._started:
+    def load(self) -> None:
+        """Decide on authentication, start the prediction log, then load and warm the
+        endpoint's versions: ready when this returns. Everything a request needs exists
+        before the models are routed to, so no request is answered unauthenticated or
+        unlogged."""
+        if self.routing is not None:
             return
         try:
             self.tokens = self._token_check()
@@ -152,13 +155,21 @@ class PredictionServer:
         except BaseException:
             self.close()
             raise
-        poller = threading.Thread(target=self._poll, name="heron-endpoint-poller", daemon=True)
-        poller.start()
-        self._threads.append(poller)
-        from heron._monitoring._resources import start_heartbeats
 
-        self._heartbeat = start_heartbeats(self)
-        self._started = True
+    def follow(self) -> None:
+        """Start what readiness does not wait for: the poller that follows the endpoint and
+        the heartbeats (they import the monitoring machinery). ``heron serve`` calls this
+        once it listens."""
+        with self._lifecycle:
+            if self._started or self._stop.is_set():
+                return
+            poller = threading.Thread(target=self._poll, name="heron-endpoint-poller", daemon=True)
+            poller.start()
+            self._threads.append(poller)
+            from heron._monitoring._resources import start_heartbeats
+
+            self._heartbeat = start_heartbeats(self)
+            self._started = True
 
     def _token_check(self) -> TokenCheck | None:
         from heron._serving._auth import TokenCheck, server_has_users
@@ -222,7 +233,8 @@ class PredictionServer:
         return logger
 
     def close(self) -> None:
-        self._stop.set()
+        with self._lifecycle:  # not while follow() starts threads
+            self._stop.set()
         heartbeat = getattr(self, "_heartbeat", None)
         if heartbeat is not None:
             heartbeat.stop()

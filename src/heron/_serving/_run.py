@@ -4,11 +4,8 @@ Workers are spawned processes, each a whole stateless server (its own poller, lo
 and metrics), accepting from one listening socket the parent bound; the options travel to
 them as arguments, not through the environment.
 
-A server listens at once and loads its endpoint in a thread meanwhile: /health/live answers
-from the start, everything else 503 until the models are loaded and warmed, which is when
-/health/ready turns 200 (time to ready is measured: the event loop's start-up overlaps the
-load, and what ``PredictionServer.start`` does after readiness no longer delays it). A load
-that fails stops the server and is raised where it was started. SIGTERM (what process
+A server loads its endpoint (ready), listens, and only then starts what readiness does not
+wait for: the poller and the heartbeats (``PredictionServer.follow``). SIGTERM (what process
 managers send) closes the server like Ctrl-C does, so the queued prediction log is written
 before the process ends.
 """
@@ -107,33 +104,47 @@ def _serve_one(
     on_ready: Callable[[PredictionServer], None] | None = None,
 ) -> None:
     server = build_server(settings, options)
+    if threading.current_thread() is not threading.main_thread():
+        _serve_until_stopped(server, on_ready, host=host, port=port, sock=sock)
+        return  # signals are the main thread's business
     # uvicorn re-raises the SIGTERM it shut down on after restoring the handler it found;
     # with the default one the process would end there, before the log is written.
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        try:
-            _run_uvicorn(server, on_ready, host=host, port=port, sock=sock)
-        finally:
-            server.close()
+        _serve_until_stopped(server, on_ready, host=host, port=port, sock=sock)
     except _Terminated:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)  # end as the signal says, as without the handler
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _serve_until_stopped(
+    server: PredictionServer,
+    on_ready: Callable[[PredictionServer], None] | None,
+    **where: Any,
+) -> None:
+    try:
+        server.load()
+        if on_ready is not None:
+            on_ready(server)
+        _run_uvicorn(server, **where)
+    finally:
+        server.close()
 
 
 def _run_uvicorn(
-    server: PredictionServer,
-    on_ready: Callable[[PredictionServer], None] | None,
-    *,
-    host: str,
-    port: int,
-    sock: socket.socket | None,
+    server: PredictionServer, *, host: str, port: int, sock: socket.socket | None
 ) -> None:
-    """Serve with uvicorn while ``server`` starts in a thread; raise what stopped the start."""
+    """Serve the loaded ``server`` with uvicorn; it follows its endpoint once listening."""
     import uvicorn
 
-    from heron._serving._memory import freeze_heap
+    class Listening(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                # Beside the event loop, so the first requests need not wait for it.
+                threading.Thread(target=server.follow, name="heron-follow", daemon=True).start()
 
     config = uvicorn.Config(
         server,
@@ -145,24 +156,7 @@ def _run_uvicorn(
         timeout_keep_alive=30,
         backlog=2048,
     )
-    http = uvicorn.Server(config)
-    failed: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            server.start()
-        except BaseException as exc:
-            failed.append(exc)
-            http.should_exit = True
-            return
-        freeze_heap()  # what start-up built is never walked by a full collection (_memory)
-        if on_ready is not None:
-            on_ready(server)
-
-    threading.Thread(target=start, name="heron-start", daemon=True).start()
-    http.run(sockets=[sock] if sock is not None else None)
-    if failed:
-        raise failed[0]
+    Listening(config).run(sockets=[sock] if sock is not None else None)
 
 
 def _bind(host: str, port: int) -> socket.socket:
