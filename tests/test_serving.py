@@ -462,6 +462,26 @@ def test_alias_moves_are_followed(store: heron.Client, data: Any, fitted: Any) -
         assert r.json()["predictions"] == fitted[1].predict(X.head(4)).tolist()
 
 
+def test_a_loaded_server_follows_its_endpoint_from_follow_on(store: heron.Client) -> None:
+    """``heron serve`` loads, listens, then follows (poller and heartbeats after
+    readiness)."""
+    from heron._serving import PredictionServer, ServeOptions
+    from heron.testing import serve_in_thread
+
+    store.create_endpoint("follows-late", ["cancer-clf/1"])
+    server = PredictionServer(store, ServeOptions("follows-late", poll_interval=0.05))
+    server.load()
+    try:
+        with serve_in_thread(server) as url:
+            store.update_endpoint("follows-late", targets=["cancer-clf/2"])
+            time.sleep(0.3)  # six poll intervals: nothing polls yet
+            assert httpx.get(f"{url}/health/ready").json()["versions"] == ["cancer-clf/1"]
+            server.follow()
+            _wait_for(url, lambda s: s["versions"] == ["cancer-clf/2"], "version 2")
+    finally:
+        server.close()
+
+
 def test_weighted_and_sticky_routing(store: heron.Client, data: Any) -> None:
     X, _ = data
     name = f"ab-{next(_names)}"
