@@ -124,8 +124,11 @@ def _serve_until_stopped(
     on_ready: Callable[[PredictionServer], None] | None,
     **where: Any,
 ) -> None:
+    from heron._serving._memory import freeze_heap
+
     try:
         server.load()
+        freeze_heap()  # what start-up built is never walked by a full collection (_memory)
         if on_ready is not None:
             on_ready(server)
         _run_uvicorn(server, **where)
