@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 import heron
 from heron._cli import app as cli
 from heron._serving._batch import MicroBatcher
-from heron._serving._log import Entry, PredictionLogger
+from heron._serving._log import Entry, PredictionLogger, RequestIds
 from heron.testing import embedded_client, heron_settings
 from heron.testing import prediction_server as running
 
@@ -781,6 +781,20 @@ def test_a_server_can_follow_a_heron_server_over_http(tmp_path: Path, data: Any,
         assert logged[0].inputs == {"instances": _records(X, 2)}
     finally:
         remote.close()
+
+
+def test_request_ids_are_unique_and_sort_by_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ids that sort by time append to the log's request-id index instead of landing on a
+    # random page each; the random part keeps them unique, across pool refills too.
+    make, now = RequestIds(), [1_700_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    first = [make() for _ in range(10_000)]  # more than one pool of randomness
+    now[0] += 0.001
+    later = make()
+    assert len(set(first)) == len(first)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in first)
+    assert {i[:12] for i in first} == {f"{1_700_000_000_000:012x}"}
+    assert later > max(first)
 
 
 def test_logged_inputs_keep_to_a_byte_budget() -> None:

@@ -10,7 +10,9 @@ first run is a new server's first seconds of traffic. Per run:
   while the flusher holds the GIL or a garbage collection runs), p99 and max;
 - full (generation-2) garbage collections and how long each took;
 - CPU time of the server process per 1,000 requests (the logging cost, less noisy than
-  throughput on a shared machine), and of its log flusher thread.
+  throughput on a shared machine), of its log flusher thread and of the event loop's;
+- context switches per request of the busiest threads (a thread trading the GIL with the
+  event loop shows there).
 
     .venv/bin/python bench/serving/stalls.py                 # monitor watching the endpoint
     .venv/bin/python bench/serving/stalls.py --no-freeze     # the heap as it was before
@@ -145,6 +147,7 @@ def measure(
 
     flusher = server.logger._thread if server.logger is not None else None
     cpu, process = _thread_cpu(flusher), time.process_time()
+    loop, switches = _thread_cpu(threading.main_thread()), _context_switches()
     app.lags.clear()
     gc.callbacks.append(on_gc)
     wrk = [shutil.which("wrk") or "wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s",
@@ -154,6 +157,8 @@ def measure(
     out = subprocess.run(wrk, capture_output=True, text=True, check=True).stdout
     gc.callbacks.remove(on_gc)
     cpu, process = _thread_cpu(flusher) - cpu, time.process_time() - process
+    loop = _thread_cpu(threading.main_thread()) - loop
+    switches = {k: v - switches.get(k, 0) for k, v in _context_switches().items()}
     fields = dict(
         p.split("=") for p in next(x for x in out.splitlines() if "RESULT" in x).split()[1:]
     )
@@ -164,9 +169,31 @@ def measure(
         f"p99 {float(fields['p99']):7.2f} ms | loop lag p99 {p99 * 1000:5.1f} ms  max "
         f"{max(lags, default=0.0) * 1000:6.1f} ms | gen-2 GCs {[round(p * 1000) for p in pauses]}"
         f" ms | CPU per 1,000 requests: {process / requests * 1e6:5.1f} ms, of which the "
-        f"flusher {cpu / requests * 1e6:5.1f}",
+        f"flusher {cpu / requests * 1e6:5.1f}, the event loop {loop / requests * 1e6:5.1f} | "
+        f"context switches per request: {_per_request(switches, requests)}",
         flush=True,
     )
+
+
+def _context_switches() -> dict[str, int]:
+    """Voluntary + involuntary context switches of each thread of this process, by name:
+    a thread handing the GIL back and forth with the event loop shows here."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    counts: dict[str, int] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        n = sum(int(x.split()[1]) for x in status.splitlines() if "ctxt_switches" in x)
+        name = names.get(int(task.name), "other")
+        counts[name] = counts.get(name, 0) + n
+    return counts
+
+
+def _per_request(switches: dict[str, int], requests: int) -> str:
+    busy = sorted(switches.items(), key=lambda item: -item[1])[:3]
+    return ", ".join(f"{name} {n / requests:.2f}" for name, n in busy if n)
 
 
 def _thread_cpu(thread: Any) -> float:
