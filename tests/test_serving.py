@@ -332,6 +332,34 @@ def test_a_quarter_of_the_byte_bound_wakes_the_flusher_before_its_interval() -> 
         logger.close()
 
 
+def test_full_batches_wake_the_flusher_round_after_round() -> None:
+    # put() sets the wake-up only when it is not set already: the flusher must still be
+    # woken again for every later batch, and no entry that came meanwhile may wait.
+    class Kept:
+        def __init__(self) -> None:
+            self.entries: list[Entry] = []
+            self.written = threading.Semaphore(0)
+
+        def write(self, endpoint: str, entries: list[Entry]) -> None:
+            self.entries.extend(entries)
+            self.written.release()
+
+    kept = Kept()
+    logger = PredictionLogger("ep", [kept], batch_size=5, interval=3600)
+    logger.start()
+    try:
+        for round_ in range(3):
+            for i in range(12):  # two full batches and two entries over
+                logger.put(
+                    Entry(f"{round_}-{i}", 1, "m", 1, False, time.time(), 1.0, 1, None, b"[1]")
+                )
+            assert kept.written.acquire(timeout=30) and kept.written.acquire(timeout=30)
+        logger.flush()
+        assert len(kept.entries) == 36 and len({e.request_id for e in kept.entries}) == 36
+    finally:
+        logger.close()
+
+
 @pytest.mark.parametrize("count", [1, 255, 256, 257, 700])
 def test_log_rows_go_in_whole_in_few_statements(settings: Any, count: int) -> None:
     from heron._predictions import LOG_COLUMNS
