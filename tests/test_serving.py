@@ -683,13 +683,35 @@ def test_heron_serve_process_with_workers(tmp_path: Path, data: Any, fitted: Any
     client = heron.Client()
     _register(client, data, fitted)
     client.create_endpoint("cancer", ["cancer-clf@champion"])
-    with heron_serve("cancer", {}, "--workers", "2", cwd=tmp_path) as url, httpx.Client() as http:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch)}
+    with heron_serve("cancer", env, "--workers", "2", cwd=tmp_path) as url:
+        # A connection each, so the kernel hands them to either worker.
         answers = [
-            http.post(f"{url}/predict", json={"instances": _records(X, 1, i)}).json()
+            httpx.post(f"{url}/predict", json={"instances": _records(X, 1, i)}).json()
             for i in range(10)
         ]
         assert {a["model_version"] for a in answers} == {"1"}
-        assert "# TYPE heron_requests_total counter" in http.get(f"{url}/metrics").text
+        # Whichever worker answers a scrape counts the requests of both, as one server.
+        for _ in range(6):
+            scrape = _samples(httpx.get(f"{url}/metrics").text)
+            assert scrape["heron_requests_total"] == 10
+            assert scrape["heron_workers"] == 2
+            assert scrape["heron_request_latency_seconds_count"] == 10
+            assert scrape["process_resident_memory_bytes"] > 50e6  # two Python processes
+    assert list(scratch.glob("heron-metrics-*")) == []  # the metric files go with the server
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Each sample name of a Prometheus scrape with its values summed over labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
 
 
 def test_heron_serve_writes_its_log_when_terminated(tmp_path: Path, data: Any, fitted: Any) -> None:

@@ -245,6 +245,7 @@ class PredictionServer:
             self._shadow_pool.shutdown(wait=True)
         if self.logger is not None:
             self.logger.close()
+        self.metrics.close()
         self._started = False
 
     @property

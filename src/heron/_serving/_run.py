@@ -1,8 +1,9 @@
 """Running prediction servers: one process, or several workers sharing one socket.
 
-Workers are spawned processes, each a whole stateless server (its own poller, log flusher
-and metrics), accepting from one listening socket the parent bound; the options travel to
-them as arguments, not through the environment.
+Workers are spawned processes, each a whole stateless server (its own poller and log
+flusher), accepting from one listening socket the parent bound; the options travel to
+them as arguments, not through the environment. Their Prometheus metrics go to files in a
+folder the parent makes, so any worker answers a scrape for all of them (``_metrics``).
 
 A server loads its endpoint (ready), listens, and only then starts what readiness does not
 wait for: the poller and the heartbeats (``PredictionServer.follow``). SIGTERM (what process
@@ -14,13 +15,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from heron._serving._app import PredictionServer, ServeOptions
+from heron._serving._metrics import MULTIPROCESS_ENV
 from heron._settings import Settings
 
 
@@ -57,6 +61,7 @@ def serve(
         _serve_one(settings, options, host=host, port=port, on_ready=on_ready)
         return
     sock = _bind(host, port)
+    shared = _share_metrics()
     ctx = multiprocessing.get_context("spawn")
     processes = [
         ctx.Process(target=_worker, args=(settings, options, sock), name=f"heron-serve-{i}")
@@ -80,6 +85,18 @@ def serve(
             process.join()
     finally:
         sock.close()
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _share_metrics() -> str | None:
+    """A fresh folder for the workers' metric files (they inherit the environment), or
+    None when the user named one for prometheus-client already."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        return None
+    folder = tempfile.mkdtemp(prefix="heron-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    return folder
 
 
 def _worker(settings: Settings, options: ServeOptions, sock: socket.socket) -> None:
