@@ -12,7 +12,8 @@ first run is a new server's first seconds of traffic. Per run:
 - CPU time of the server process per 1,000 requests (the logging cost, less noisy than
   throughput on a shared machine), of its log flusher thread and of the event loop's;
 - context switches per request of the busiest threads (a thread trading the GIL with the
-  event loop shows there).
+  event loop shows there); log entries dropped because the queue was full (a flusher that
+  cannot keep up costs less CPU per request: read its figure with this one).
 
     .venv/bin/python bench/serving/stalls.py                 # monitor watching the endpoint
     .venv/bin/python bench/serving/stalls.py --no-freeze     # the heap as it was before
@@ -148,6 +149,7 @@ def measure(
     flusher = server.logger._thread if server.logger is not None else None
     cpu, process = _thread_cpu(flusher), time.process_time()
     loop, switches = _thread_cpu(threading.main_thread()), _context_switches()
+    dropped = server.logger.dropped if server.logger is not None else 0
     app.lags.clear()
     gc.callbacks.append(on_gc)
     wrk = [shutil.which("wrk") or "wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s",
@@ -159,6 +161,7 @@ def measure(
     cpu, process = _thread_cpu(flusher) - cpu, time.process_time() - process
     loop = _thread_cpu(threading.main_thread()) - loop
     switches = {k: v - switches.get(k, 0) for k, v in _context_switches().items()}
+    dropped = (server.logger.dropped if server.logger is not None else 0) - dropped
     fields = dict(
         p.split("=") for p in next(x for x in out.splitlines() if "RESULT" in x).split()[1:]
     )
@@ -169,7 +172,8 @@ def measure(
         f"p99 {float(fields['p99']):7.2f} ms | loop lag p99 {p99 * 1000:5.1f} ms  max "
         f"{max(lags, default=0.0) * 1000:6.1f} ms | gen-2 GCs {[round(p * 1000) for p in pauses]}"
         f" ms | CPU per 1,000 requests: {process / requests * 1e6:5.1f} ms, of which the "
-        f"flusher {cpu / requests * 1e6:5.1f}, the event loop {loop / requests * 1e6:5.1f} | "
+        f"flusher {cpu / requests * 1e6:5.1f}, the event loop {loop / requests * 1e6:5.1f} "
+        f"(log entries dropped: {dropped}) | "
         f"context switches per request: {_per_request(switches, requests)}",
         flush=True,
     )
