@@ -49,7 +49,8 @@ class RequestIds:
     (growing with the table), against ~3 ms for ids that append. The random part keeps
     ids unique across replicas and not guessable from a neighbour's; it is read from
     ``os.urandom`` 40 KB at a time (one system call per 4,096 ids, not one per request).
-    Not thread-safe: the event loop makes the ids of the requests it answers.
+    Not thread-safe: the event loop makes the ids of the requests it answers. A process
+    needs its own (workers are spawned, not forked: no two share a pool).
     """
 
     _RANDOM_BYTES = 10
