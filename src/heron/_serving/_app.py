@@ -30,7 +30,6 @@ import collections
 import logging
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,7 @@ import orjson
 
 from heron._errors import HeronError, InvalidInput
 from heron._models._signature import unpack_payload
-from heron._serving._log import Entry, PredictionLogger, PredictionSink, StoreSink
+from heron._serving._log import Entry, PredictionLogger, PredictionSink, RequestIds, StoreSink
 from heron._serving._metrics import CONTENT_TYPE, ServerMetrics
 from heron._serving._model import ServedModel, dump_predictions, load_served_model, rows_of
 from heron._serving._routing import Routing
@@ -131,6 +130,7 @@ class PredictionServer:
         self._profiles: ProfileSink | None = None
         self._parquet: ParquetSink | None = None
         self._proba_budget: RowBudget | None = None
+        self._request_ids = RequestIds()  # sorted by time: see RequestIds
         self._started = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -383,7 +383,7 @@ class PredictionServer:
             served = routing.choose(scope, data)
             predictions, prepared = await self._run_model(served, data, body)
             out = dump_predictions(predictions)
-            request_id = uuid.uuid4().hex
+            request_id = self._request_ids()
             await send(
                 {
                     "type": "http.response.start",
