@@ -255,9 +255,26 @@ def bench_all(
                             f"p99 {result.p99:7.2f} ms  errors {result.errors}",
                             flush=True,
                         )
-        for name, (_, process, _) in live.items():
+        for name, (_, process, url) in live.items():
             runs[name]["rss"] = rss_mb(process)
+            if name.startswith("heron"):
+                runs[name]["log"] = log_counts(url.rsplit("/", 1)[0])
     return runs
+
+
+def log_counts(base: str) -> dict[str, float]:
+    """Requests answered and prediction-log entries dropped (queue full), from /metrics:
+    a server whose flusher falls behind logs less, and costs less, than it should."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = {"requests": 0.0, "dropped": 0.0}
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
+        for sample in family.samples:
+            if sample.name == "heron_requests_total":
+                totals["requests"] += sample.value
+            elif sample.name == "heron_prediction_log_dropped_total":
+                totals["dropped"] += sample.value
+    return totals
 
 
 # --- report --------------------------------------------------------------------------------
@@ -287,6 +304,15 @@ def report(runs: dict[str, dict], seconds: float, rounds: int, load: float) -> s
     lines += ["", "| server | resident memory (MB) | ready (s) |", "|---|---:|---:|"]
     for name in names:
         lines.append(f"| {name} | {runs[name]['rss']:.0f} | {runs[name]['ready']:.2f} |")
+    logged = [name for name in names if runs[name].get("log", {}).get("requests")]
+    if logged:
+        lines += ["", "| server | requests | log entries dropped (queue full) |", "|---|---:|---:|"]
+        for name in logged:
+            counts = runs[name]["log"]
+            share = counts["dropped"] / counts["requests"]
+            lines.append(
+                f"| {name} | {counts['requests']:,.0f} | {counts['dropped']:,.0f} ({share:.1%}) |"
+            )
     lines += ["", *ratios(runs)]
     return "\n".join(lines)
 
