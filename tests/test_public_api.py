@@ -34,6 +34,7 @@ PUBLIC_NAMES = [
     "InvalidInput",
     "Lineage",
     "Materializer",
+    "MetricBatch",
     "MetricPoint",
     "ModelCardFields",
     "ModelVersion",

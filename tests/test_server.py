@@ -153,6 +153,22 @@ def test_non_finite_metric_over_http_is_refused_naming_the_metric(api: httpx.Cli
     assert api.get(f"/runs/{run['id']}/metrics/loss").json() == []
 
 
+def test_metric_columns_over_http(api: httpx.Client) -> None:
+    run = api.post("/runs", json={"experiment": "exp"}).json()
+    path = f"/runs/{run['id']}/metrics"
+    columns = {"keys": ["loss", "loss"], "values": [0.5, 0.25], "steps": [0, 1]}
+    assert api.post(path, json={"metrics": columns}).status_code == 204
+    history = api.get(f"/runs/{run['id']}/metrics/loss").json()
+    assert [(p["step"], p["value"]) for p in history] == [(0, 0.5), (1, 0.25)]
+    # Columns of different lengths, or a NaN among the values: refused, nothing stored.
+    short = {**columns, "values": [1.0]}
+    assert_error(api.post(path, json={"metrics": short}), 422, "invalid_input", "metrics.values")
+    nan = b'{"metrics": {"keys": ["acc"], "values": [NaN], "steps": [2]}}'
+    response = api.post(path, content=nan, headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_input", "metrics.acc")
+    assert api.get(f"/runs/{run['id']}/metrics/acc").json() == []
+
+
 def test_head_of_missing_blob_is_404_without_a_body(api: httpx.Client) -> None:
     response = api.head(f"/blobs/{MISSING_DIGEST}")
     assert response.status_code == 404

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import heron
-from heron import MetricPoint, RunStatus
+from heron import MetricBatch, MetricPoint, RunStatus
 from heron._run import MetricBuffer
 
 
@@ -93,32 +93,87 @@ def test_params_cannot_change_once_logged(client: heron.Client) -> None:
     assert client.get_run(run.id).params == {"C": "1.0"}  # "new" was not half-written
 
 
+def _batch(*values: float) -> MetricBatch:
+    return MetricBatch(keys=["a"] * len(values), values=list(values), steps=[0] * len(values))
+
+
 def test_metric_buffer_flushes_by_count_and_on_flush() -> None:
-    sent: list[list[MetricPoint]] = []
+    sent: list[MetricBatch] = []
     buffer = MetricBuffer(sent.append, flush_every=3, flush_seconds=0)
-    buffer.add([MetricPoint(key="a", value=float(i)) for i in range(2)])
+    buffer.add(_batch(0.0, 1.0))
     assert sent == []
-    buffer.add([MetricPoint(key="a", value=2.0)])
-    assert [len(b) for b in sent] == [3]
-    buffer.add([MetricPoint(key="a", value=3.0)])
+    buffer.add(_batch(2.0))
+    assert [b.values for b in sent] == [[0.0, 1.0, 2.0]]
+    buffer.add(_batch(3.0))
     buffer.flush()
-    assert [len(b) for b in sent] == [3, 1]
+    assert [b.values for b in sent] == [[0.0, 1.0, 2.0], [3.0]]
+    # Every point carries its own time, taken when it was added.
+    assert all(len(b.timestamps or []) == len(b.keys) for b in sent)
 
 
 def test_metric_buffer_flushes_after_its_interval() -> None:
     import threading
 
     done = threading.Event()
-    sent: list[list[MetricPoint]] = []
+    sent: list[MetricBatch] = []
 
-    def send(points: list[MetricPoint]) -> None:
-        sent.append(points)
+    def send(batch: MetricBatch) -> None:
+        sent.append(batch)
         done.set()
 
     buffer = MetricBuffer(send, flush_every=1000, flush_seconds=0.05)
-    buffer.add([MetricPoint(key="a", value=1.0)])
+    buffer.add(_batch(1.0))
     assert done.wait(5), "the timer never flushed"
-    assert len(sent[0]) == 1
+    assert sent[0].values == [1.0]
+
+
+def test_metric_batch_logs_like_points(client: heron.Client) -> None:
+    run = client.start_run(experiment="exp")
+    client.log_metrics(
+        run.id,
+        MetricBatch(
+            keys=["loss", "acc", "loss"],
+            values=[0.5, 0.8, 0.25],
+            steps=[0, 0, 1],
+            timestamps=[1_700_000_000_000, 1_700_000_000_000, 1_700_000_001_000],
+        ),
+    )
+    history = client.get_metric_history(run.id, "loss")
+    assert [(p.step, p.value) for p in history] == [(0, 0.5), (1, 0.25)]
+    assert history[1].timestamp is not None
+    assert history[1].timestamp.timestamp() == 1_700_000_001
+    assert client.get_run(run.id).metrics == {"loss": 0.25, "acc": 0.8}
+
+
+@pytest.mark.parametrize(
+    ("batch", "field"),
+    [
+        (MetricBatch(keys=["a", "b"], values=[1.0], steps=[0, 0]), "metrics.values"),
+        (MetricBatch(keys=["a"], values=[1.0], steps=[0, 1]), "metrics.steps"),
+        (MetricBatch(keys=["a"], values=[1.0], steps=[0], timestamps=[]), "metrics.timestamps"),
+        (MetricBatch(keys=["a", "b"], values=[1.0, math.inf], steps=[0, 0]), "metrics.b"),
+        (MetricBatch(keys=["a", "../b"], values=[1.0, 2.0], steps=[0, 0]), "metrics.key"),
+    ],
+    ids=["values", "steps", "timestamps", "non-finite", "bad-key"],
+)
+def test_a_bad_metric_batch_is_refused_naming_the_field(
+    client: heron.Client, batch: MetricBatch, field: str
+) -> None:
+    run = client.start_run(experiment="exp")
+    with pytest.raises(heron.InvalidInput) as info:
+        client.log_metrics(run.id, batch)
+    assert info.value.field == field
+    assert client.get_run(run.id).metrics == {}
+
+
+@pytest.mark.parametrize("step", [1.5, "x", None], ids=["fraction", "text", "none"])
+def test_a_step_that_is_no_integer_is_refused(client: heron.Client, step: object) -> None:
+    with client.start_run(experiment="exp") as run:
+        run.log_metric("a", 1.0, step=3.0)  # type: ignore[arg-type]  # a whole float is fine
+        with pytest.raises(heron.InvalidInput) as info:
+            run.log_metric("a", 2.0, step=step)  # type: ignore[arg-type]
+        assert info.value.field == "step"
+    assert [(p.step, p.value) for p in client.get_metric_history(run.id, "a")] == [(3, 1.0)]
 
 
 def test_metrics_are_durable_after_flush(client: heron.Client) -> None:

@@ -13,6 +13,7 @@ from heron._entities import (
     DatasetRef,
     DatasetVersion,
     Experiment,
+    MetricBatch,
     MetricPoint,
     Page,
     Run,
@@ -86,11 +87,17 @@ class TrackingMethods(ClientBase):
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         self._call("log_params", run_id=run_id, params={k: str(v) for k, v in params.items()})
 
-    def log_metrics(self, run_id: str, metrics: list[MetricPoint]) -> None:
-        from heron._names import check_metric
+    def log_metrics(self, run_id: str, metrics: list[MetricPoint] | MetricBatch) -> None:
+        """Log many points at once, as ``MetricPoint``s or as the columns of a
+        ``MetricBatch`` (the faster form for large batches)."""
+        from heron._names import check_metric, check_metric_batch
 
-        for point in metrics:  # JSON cannot carry NaN: refuse it here, on both transports
-            check_metric(point)
+        # JSON cannot carry NaN: refuse it here, on both transports.
+        if isinstance(metrics, MetricBatch):
+            check_metric_batch(metrics)
+        else:
+            for point in metrics:
+                check_metric(point)
         self._call("log_metrics", run_id=run_id, metrics=metrics)
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:

@@ -74,12 +74,37 @@ def check_metric(point: Any) -> Any:
     else:
         check_key(point.key, "metrics.key")
     if not math.isfinite(point.value):
-        raise InvalidInput(
-            f"metric {point.key!r} has a non-finite value ({point.value}); Heron stores "
-            "finite values only",
-            field=f"metrics.{point.key}",
-        )
+        raise _non_finite(point.key, point.value)
     return point
+
+
+def check_metric_batch(batch: Any) -> Any:
+    """``check_metric`` for points given as columns (a ``MetricBatch``), at C speed for the
+    usual batch: each distinct key is checked once, the values in one pass."""
+    keys, values = batch.keys, batch.values
+    for name in ("values", "steps", "timestamps"):
+        column = getattr(batch, name)
+        if column is not None and len(column) != len(keys):
+            raise InvalidInput(
+                f"metrics.{name} has {len(column)} items for {len(keys)} keys",
+                field=f"metrics.{name}",
+            )
+    for key in set(keys):
+        if isinstance(key, str):
+            _check_metric_key(key)
+        else:
+            check_key(key, "metrics.key")
+    if not all(map(math.isfinite, values)):
+        index = next(i for i, value in enumerate(values) if not math.isfinite(value))
+        raise _non_finite(keys[index], values[index])
+    return batch
+
+
+def _non_finite(key: str, value: float) -> InvalidInput:
+    return InvalidInput(
+        f"metric {key!r} has a non-finite value ({value}); Heron stores finite values only",
+        field=f"metrics.{key}",
+    )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,7 +7,7 @@ the store per point; ``flush()`` makes everything logged so far durable.
 
 from __future__ import annotations
 
-import functools
+import operator
 import os
 import socket
 import subprocess
@@ -18,24 +18,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
-
 from heron._entities import (
     ArtifactEntry,
     DatasetVersion,
-    MetricPoint,
+    MetricBatch,
     ModelVersion,
     Run,
     RunContext,
     RunStatus,
 )
-from heron._names import check_metric
-
-
-@functools.cache
-def _points() -> TypeAdapter[list[MetricPoint]]:
-    return TypeAdapter(list[MetricPoint])  # built on first use: import heron stays cheap
-
+from heron._errors import InvalidInput
+from heron._names import check_metric_batch
 
 if TYPE_CHECKING:
     from heron._client import Client
@@ -45,22 +38,27 @@ FLUSH_SECONDS = 5.0
 
 
 class MetricBuffer:
+    """Points logged but not sent yet, kept as columns and sent as one ``MetricBatch``."""
+
     def __init__(
         self, send: Any, flush_every: int = FLUSH_EVERY, flush_seconds: float = FLUSH_SECONDS
     ) -> None:
         self._send = send
         self._flush_every = flush_every
         self._flush_seconds = flush_seconds
-        self._points: list[MetricPoint] = []
+        self._batch = _empty_batch()
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
 
-    def add(self, points: list[MetricPoint]) -> None:
-        for point in points:
-            check_metric(point)  # refuse bad values at the call, not at a later flush
+    def add(self, batch: MetricBatch) -> None:
+        check_metric_batch(batch)  # refuse bad values at the call, not at a later flush
         with self._lock:
-            self._points.extend(points)
-            full = len(self._points) >= self._flush_every
+            pending = self._batch
+            pending.keys.extend(batch.keys)
+            pending.values.extend(batch.values)
+            pending.steps.extend(batch.steps)
+            pending.timestamps.extend(batch.timestamps or [_millis_now()] * len(batch.keys))
+            full = len(pending.keys) >= self._flush_every
             if not full and self._timer is None and self._flush_seconds > 0:
                 self._timer = threading.Timer(self._flush_seconds, self.flush)
                 self._timer.daemon = True
@@ -70,12 +68,39 @@ class MetricBuffer:
 
     def flush(self) -> None:
         with self._lock:
-            points, self._points = self._points, []
+            batch, self._batch = self._batch, _empty_batch()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            if points:
-                self._send(points)
+            if batch.keys:
+                self._send(batch)
+
+
+def _empty_batch() -> MetricBatch:
+    return MetricBatch.model_construct(keys=[], values=[], steps=[], timestamps=[])
+
+
+def _millis_now() -> int:
+    return int(time.time() * 1000)
+
+
+def _step(step: Any) -> int:
+    """``step`` as an int: any integer type, or a float with no fraction (``3.0``)."""
+    try:
+        return operator.index(step)
+    except TypeError:
+        if isinstance(step, float) and step.is_integer():
+            return int(step)
+        raise InvalidInput(f"step must be an integer, not {step!r}", field="step") from None
+
+
+def _value(key: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"metric {key!r} must be a number, not {value!r}", field=f"metrics.{key}"
+        ) from None
 
 
 class ActiveRun:
@@ -85,7 +110,7 @@ class ActiveRun:
         self.client = client
         self.id = run.id
         self._run = run
-        self._metrics = MetricBuffer(lambda pts: client.log_metrics(run.id, pts))
+        self._metrics = MetricBuffer(lambda batch: client.log_metrics(run.id, batch))
 
     @property
     def run(self) -> Run:
@@ -100,17 +125,17 @@ class ActiveRun:
         self.client.log_params(self.id, dict(params))
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
-        self._metrics.add([MetricPoint(key=key, value=float(value), step=step, timestamp=_now())])
+        self.log_metrics({key: value}, step)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        stamp = _now()
-        # One validation call for the whole dict: 2.7x faster than a MetricPoint per key.
+        # Columns, not a MetricPoint per key: nothing per point but a float() and appends.
+        keys = list(metrics)
         self._metrics.add(
-            _points().validate_python(
-                [
-                    {"key": k, "value": float(v), "step": step, "timestamp": stamp}
-                    for k, v in metrics.items()
-                ]
+            MetricBatch.model_construct(
+                keys=keys,
+                values=[_value(k, v) for k, v in metrics.items()],
+                steps=[_step(step)] * len(keys),
+                timestamps=[_millis_now()] * len(keys),
             )
         )
 
@@ -150,12 +175,6 @@ class ActiveRun:
             self.end(RunStatus.KILLED)
         else:
             self.end(RunStatus.FAILED)
-
-
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(time.time(), tz=UTC)
 
 
 def caller_context() -> RunContext:

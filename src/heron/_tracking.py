@@ -11,6 +11,7 @@ training job.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from heron._entities import (
     ArtifactEntry,
     DatasetRef,
     Experiment,
+    MetricBatch,
     MetricPoint,
     Page,
     Run,
@@ -30,7 +32,13 @@ from heron._entities import (
     RunStatus,
 )
 from heron._errors import Conflict, InvalidInput, NotFound
-from heron._names import check_key, check_metric, check_name, check_relative_path
+from heron._names import (
+    check_key,
+    check_metric,
+    check_metric_batch,
+    check_name,
+    check_relative_path,
+)
 from heron._services import Service, check_limit, next_token, page_offset
 from heron._store import _tables as t
 from heron._store._sql import insert_unique, upsert
@@ -197,25 +205,20 @@ class TrackingService(Service):
             if new:
                 conn.execute(insert(t.params), new)
 
-    def log_metrics(self, run_id: str, metrics: list[MetricPoint]) -> None:
+    def log_metrics(self, run_id: str, metrics: list[MetricPoint] | MetricBatch) -> None:
         """Append points to metric series and keep each key's latest value current."""
         stamp = _millis(t.now())
-        # A batch nearly always shares one timestamp: convert each distinct one once.
-        millis: dict[datetime | None, int] = {None: stamp}
-        rows: list[tuple[str, str, float, int, int]] = []
-        latest: dict[str, tuple[str, str, float, int, int]] = {}
-        for point in metrics:
-            check_metric(point)
-            ms = millis.get(point.timestamp)
-            if ms is None:
-                ms = millis[point.timestamp] = _millis(point.timestamp) or stamp
-            row = (run_id, point.key, point.value, point.step, ms)
-            rows.append(row)
-            best = latest.get(point.key)
-            if best is None or (row[3], row[4]) >= (best[3], best[4]):
-                latest[point.key] = row
+        if isinstance(metrics, MetricBatch):
+            rows = _batch_rows(run_id, check_metric_batch(metrics), stamp)
+        else:
+            rows = _point_rows(run_id, metrics, stamp)
         if not rows:
             return
+        latest: dict[str, tuple[str, str, float, int, int]] = {}
+        for row in rows:
+            best = latest.get(row[1])
+            if best is None or (row[3], row[4]) >= (best[3], best[4]):
+                latest[row[1]] = row
         with self.store.write() as conn:
             self._require_run(conn, run_id)
             # Plain tuples through the driver: SQLAlchemy's per-row parameter processing
@@ -388,6 +391,29 @@ _UPSERT_LATEST = (
 def _sql(conn: Connection, statement: str) -> str:
     """SQLite takes ``?`` placeholders, psycopg ``%s``; the statements are written with ``?``."""
     return statement if conn.dialect.paramstyle == "qmark" else statement.replace("?", "%s")
+
+
+_MetricRow = tuple[str, str, float, int, int]
+
+
+def _point_rows(run_id: str, points: list[MetricPoint], stamp: int) -> list[_MetricRow]:
+    # A batch nearly always shares one timestamp: convert each distinct one once.
+    millis: dict[datetime | None, int] = {None: stamp}
+    rows = []
+    for point in points:
+        check_metric(point)
+        ms = millis.get(point.timestamp)
+        if ms is None:
+            ms = millis[point.timestamp] = _millis(point.timestamp) or stamp
+        rows.append((run_id, point.key, point.value, point.step, ms))
+    return rows
+
+
+def _batch_rows(run_id: str, batch: MetricBatch, stamp: int) -> list[_MetricRow]:
+    stamps = batch.timestamps or itertools.repeat(stamp)
+    return list(
+        zip(itertools.repeat(run_id), batch.keys, batch.values, batch.steps, stamps, strict=False)
+    )
 
 
 def _millis(value: datetime | None) -> int | None:

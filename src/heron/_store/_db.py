@@ -107,10 +107,15 @@ def _sqlite_engine(url: Any) -> Engine:
     database = url.database or ""
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    memory = database in ("", ":memory:")
     engine = create_engine(
         url,
-        poolclass=NullPool if database in ("", ":memory:") else None,
+        poolclass=NullPool if memory else None,
         connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        # SQLite drops a connection's page cache whenever another connection has written,
+        # so a pool that rotates over its connections reads every hot page again each
+        # write. The last connection returned is the one whose cache is current.
+        **({} if memory else {"pool_use_lifo": True}),
     )
 
     @event.listens_for(engine, "connect")
