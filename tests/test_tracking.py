@@ -102,8 +102,9 @@ def test_metric_buffer_flushes_by_count_and_on_flush() -> None:
     buffer = MetricBuffer(sent.append, flush_every=3, flush_seconds=0)
     buffer.add(_batch(0.0, 1.0))
     assert sent == []
-    buffer.add(_batch(2.0))
+    buffer.add_point("a", 2.0, 0, 1_700_000_000_000)
     assert [b.values for b in sent] == [[0.0, 1.0, 2.0]]
+    assert sent[0].timestamps is not None and sent[0].timestamps[2] == 1_700_000_000_000
     buffer.add(_batch(3.0))
     buffer.flush()
     assert [b.values for b in sent] == [[0.0, 1.0, 2.0], [3.0]]

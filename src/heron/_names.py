@@ -69,13 +69,17 @@ def check_relative_path(value: str, field: str = "path") -> str:
 
 def check_metric(point: Any) -> Any:
     """A metric point (``.key``, ``.value``) Heron can store: a valid key, a finite value."""
-    if isinstance(point.key, str):
-        _check_metric_key(point.key)
-    else:
-        check_key(point.key, "metrics.key")
-    if not math.isfinite(point.value):
-        raise _non_finite(point.key, point.value)
+    check_metric_value(point.key, point.value)
     return point
+
+
+def check_metric_value(key: str, value: float) -> None:
+    if isinstance(key, str):
+        _check_metric_key(key)
+    else:
+        check_key(key, "metrics.key")
+    if not math.isfinite(value):
+        raise _non_finite(key, value)
 
 
 def check_metric_batch(batch: Any) -> Any:

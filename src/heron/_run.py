@@ -28,7 +28,7 @@ from heron._entities import (
     RunStatus,
 )
 from heron._errors import InvalidInput
-from heron._names import check_metric_batch
+from heron._names import check_metric_batch, check_metric_value
 
 if TYPE_CHECKING:
     from heron._client import Client
@@ -58,13 +58,31 @@ class MetricBuffer:
             pending.values.extend(batch.values)
             pending.steps.extend(batch.steps)
             pending.timestamps.extend(batch.timestamps or [_millis_now()] * len(batch.keys))
-            full = len(pending.keys) >= self._flush_every
-            if not full and self._timer is None and self._flush_seconds > 0:
-                self._timer = threading.Timer(self._flush_seconds, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
+            full = self._added()
         if full:
             self.flush()
+
+    def add_point(self, key: str, value: float, step: int, timestamp: int) -> None:
+        """``add`` for one point, the training loop's call: appends, no batch object."""
+        check_metric_value(key, value)
+        with self._lock:
+            pending = self._batch
+            pending.keys.append(key)
+            pending.values.append(value)
+            pending.steps.append(step)
+            pending.timestamps.append(timestamp)
+            full = self._added()
+        if full:
+            self.flush()
+
+    def _added(self) -> bool:
+        """Whether the buffer is full; if not, a timer sends it later. Holds ``_lock``."""
+        full = len(self._batch.keys) >= self._flush_every
+        if not full and self._timer is None and self._flush_seconds > 0:
+            self._timer = threading.Timer(self._flush_seconds, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+        return full
 
     def flush(self) -> None:
         with self._lock:
@@ -125,7 +143,7 @@ class ActiveRun:
         self.client.log_params(self.id, dict(params))
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
-        self.log_metrics({key: value}, step)
+        self._metrics.add_point(key, _value(key, value), _step(step), _millis_now())
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         # Columns, not a MetricPoint per key: nothing per point but a float() and appends.
