@@ -36,7 +36,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-import fsspec  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from heron._errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
@@ -306,6 +305,8 @@ class ArtifactStore:
 
     @cached_property
     def _fs_and_root(self) -> tuple[Any, str]:
+        import fsspec  # type: ignore[import-untyped]  # here: loading a model never needs it
+
         fs, root = fsspec.core.url_to_fs(self.url)
         return fs, root.rstrip("/")
 
