@@ -1,3 +1,4 @@
+import functools
 import math
 
 import numpy as np
@@ -234,6 +235,119 @@ def test_columns_profiled_together_equal_each_column_profiled_alone(reference, d
                 if name in alone.columns:
                     got, expected = whole.columns[name], alone.columns[name]
                     assert got.model_dump_json() == expected.model_dump_json(), name
+
+
+edge_values = st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0, 3.0])  # bounds, between and beyond
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(edge_values, numbers, st.floats(-5, 5, allow_nan=False)), max_size=60
+    ),
+    edges=st.lists(edge_values, min_size=2, max_size=6).map(sorted),
+    chunk=st.sampled_from([3, 1 << 16]),
+)
+def test_histograms_count_as_numpy_histogram(values, edges, chunk):
+    # Bins are [e_i, e_i+1) and the last one closed, as numpy.histogram has them (repeated
+    # edges included); NaN are nulls, infinities non-finite, the rest of the finite values
+    # under- or overflow. Sums are those of the values in each slot.
+    x = np.array(values, dtype=np.float64)
+    empty = NumericProfile(
+        count=0, edges=edges, counts=[0] * (len(edges) - 1), sums=[0.0] * (len(edges) + 1)
+    )
+    ref = DatasetProfile(rows=0, columns={"x": empty})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_profiles, "CHUNK", chunk)
+        col = DatasetProfile.from_frame(pd.DataFrame({"x": x}), ref).columns["x"]
+    finite = x[np.isfinite(x)]
+    inside = finite[(finite >= edges[0]) & (finite <= edges[-1])]
+    below, above = finite[finite < edges[0]], finite[finite > edges[-1]]
+    counts, _ = np.histogram(inside, bins=edges)
+    sums, _ = np.histogram(inside, bins=edges, weights=inside)
+    assert col.counts == counts.tolist()
+    assert col.sums[1:-1] == pytest.approx(sums.tolist())
+    assert (col.nulls, col.non_finite) == (np.isnan(x).sum(), np.isinf(x).sum())
+    assert (col.underflow, col.overflow, col.count) == (below.size, above.size, finite.size)
+    assert col.sums[0] == pytest.approx(below.sum()) and col.sums[-1] == pytest.approx(above.sum())
+
+
+def test_a_reference_column_without_edges_counts_every_value_as_overflow():
+    ref = DatasetProfile.from_frame(pd.DataFrame({"x": [np.nan, np.nan]}))
+    col = DatasetProfile.from_frame(pd.DataFrame({"x": [1.0, -2.0, np.inf]}), ref).columns["x"]
+    assert (col.edges, col.counts, col.overflow, col.sums) == ([], [], 2, [0.0, -1.0])
+    empty = DatasetProfile.from_frame(pd.DataFrame({"x": pd.Series([], dtype=float)}), REF)
+    assert empty.columns["x"].counts == [0, 0] and empty.columns["x"].count == 0
+
+
+@st.composite
+def numeric_columns(draw, n=None):
+    """Columns as a validated serving batch holds them: numpy numbers of each width."""
+    n = draw(st.integers(min_value=0, max_value=30)) if n is None else n
+    makers = {
+        "f8": lambda: np.array(draw(st.lists(numbers, min_size=n, max_size=n)), dtype=float),
+        "f4": lambda: np.array(
+            draw(st.lists(st.floats(-1e3, 1e3, width=32), min_size=n, max_size=n)), np.float32
+        ),
+        "i8": lambda: np.array(draw(st.lists(st.integers(-9, 9), min_size=n, max_size=n))),
+        "i4": lambda: np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.int32),
+        "b": lambda: np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool),
+    }
+    kinds = draw(st.lists(st.sampled_from(sorted(makers)), min_size=1, max_size=6))
+    return {f"{kind}_{i}": makers[kind]() for i, kind in enumerate(kinds)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(reference=numeric_columns(), data=st.data(), labels=st.sets(st.integers(0, 5)))
+def test_a_running_profile_is_the_merge_of_its_batches_profiles(reference, data, labels):
+    # The prediction server folds batches of validated arrays (numpy columns by name, no
+    # DataFrame) into running profiles: the same, bit for bit, as merging the profiles of
+    # the frames in turn, including columns the reference holds as categories and a batch
+    # of another shape (a column missing) that ends the fast merge.
+    names = list(reference)
+    batches = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        columns = data.draw(numeric_columns(n=data.draw(st.integers(0, 30))))
+        keys = [names[i] if i < len(names) else k for i, k in enumerate(columns)]
+        batches.append(dict(zip(keys, columns.values(), strict=True)))
+    if data.draw(st.booleans()) and len(batches[-1]) > 1:
+        batches.append(dict(list(batches[-1].items())[1:]))
+    forced = [name for i, name in enumerate(names) if i in labels]
+    ref = DatasetProfile.from_frame(pd.DataFrame(reference), bins=4, categorical=forced)
+    # Without a reference, each batch has edges of its own: one batch, nothing to merge.
+    for against, run in ((None, batches[:1]), (ref, batches)):
+        running = _profiles.RunningProfile()
+        for i, batch in enumerate(run):
+            rows = running.add(batch if i % 2 else pd.DataFrame(batch), against)
+            assert rows == len(next(iter(batch.values())))
+        profiles = [DatasetProfile.from_frame(pd.DataFrame(b), against) for b in run]
+        expected = functools.reduce(DatasetProfile.merge, profiles)
+        assert running.profile().model_dump_json() == expected.model_dump_json()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.integers(-3, 3), st.integers(2**62, 2**63 - 1))),
+    flags=st.lists(st.booleans()),
+)
+def test_integer_and_boolean_labels_count_as_their_text(values, flags):
+    # Plain integers and booleans are counted in numpy; as Python objects they take pandas'
+    # path: the same categories, counts and examples.
+    for column in (np.array(values, dtype=np.int64), np.array(flags, dtype=bool)):
+        ref = DatasetProfile.from_frame(
+            pd.DataFrame({"c": column[: len(column) // 2]}), categorical=["c"], max_categories=3
+        )
+        for against in (None, ref):
+            fast = DatasetProfile.from_frame(
+                pd.DataFrame({"c": column}), against, categorical=["c"], max_categories=3
+            )
+            slow = DatasetProfile.from_frame(
+                pd.DataFrame({"c": column.astype(object)}),
+                against,
+                categorical=["c"],
+                max_categories=3,
+            )
+            assert fast.columns == slow.columns
 
 
 # --- bad input: defined outcomes -------------------------------------------------------------

@@ -244,3 +244,40 @@ def test_predictions_of_a_batch_join_into_one_array_or_none(predictions, expecte
         assert joined is None
     else:
         assert joined.dtype.kind == expected.dtype.kind and joined.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(
+    "types",
+    [["double", "double"], ["double", "float", "long", "integer"], ["integer"]],
+    ids=["doubles", "every-width", "int32"],
+)
+def test_validated_arrays_are_profiled_as_the_frame_validation_makes(types: list[str]) -> None:
+    # The flusher profiles validated arrays by column, typed as the signature says, without
+    # the DataFrame: the same profiles as of that frame, for features and predictions.
+    from heron._models import ColumnSpec, Signature
+    from heron._profiles import DatasetProfile, RunningProfile
+    from heron._serving._profiling import _prediction_column
+
+    def profile(data: Any, reference: DatasetProfile) -> DatasetProfile | None:
+        running = RunningProfile()
+        running.add(data, reference)
+        return running.profile()
+
+    signature = Signature(inputs=[ColumnSpec(name=f"c{i}", type=t) for i, t in enumerate(types)])
+    rng = np.random.default_rng(3)
+    array = np.round(rng.normal(size=(50, len(types))) * 1e3, 1 if "long" not in types else 0)
+    frame = signature._frame_from_array(array)
+    columns = signature._columns_from_array(array)
+    assert list(columns) == list(frame.columns)
+    assert [c.dtype for c in columns.values()] == list(frame.dtypes)
+    reference = DatasetProfile.from_frame(signature._frame_from_array(array[::-2]), bins=5)
+    expected = DatasetProfile.from_frame(frame, reference=reference)
+    assert profile(columns, reference).model_dump_json() == expected.model_dump_json()  # type: ignore[union-attr]
+    for predictions in (rng.integers(0, 3, 50), rng.random(50), rng.random(50) > 0.5):
+        series = pd.Series(predictions, name="prediction")
+        ref = DatasetProfile.for_predictions(series[:20])
+        expected = DatasetProfile.for_predictions(series, reference=ref)
+        assert profile(_prediction_column(predictions), ref) == expected
+        assert profile(_prediction_column(predictions.astype(str)), ref) == (
+            DatasetProfile.for_predictions(series.astype(str), reference=ref)
+        )

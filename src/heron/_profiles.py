@@ -49,13 +49,18 @@ bad input, never a crash:
 - a categorical column arriving as numbers: compared by their text (1.0 as "1");
 - unseen categories: counted in ``other``; merging profiles built on different edges or
   categories raises ``InvalidInput`` (build both against the same reference).
+
+``RunningProfile`` folds batches into one profile as they come (the prediction server's
+per-minute windows): the same profile, bit for bit, as merging the batches' profiles in
+turn, kept as arrays in between; it also takes a batch as numpy columns by name.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -245,25 +250,7 @@ class DatasetProfile(BaseModel):
         """
         frame = _as_frame(df)
         _check_options(reference, bins, max_categories)
-        forced = set(categorical)
-        names = frame.columns.tolist()  # once: iterating an Index of text is slow
-        dtypes = {n: _dtype_name(d, frame, n) for n, d in zip(names, frame.dtypes, strict=True)}
-        columns: dict[str, NumericProfile | CategoricalProfile] = {}
-        numeric: dict[str, list[float] | None] = {}  # column: the reference's edges
-        for name in names:
-            known = None if reference is None else reference.columns.get(name)
-            if reference is not None and known is None:
-                continue  # unknown to the reference: in the schema only
-            if isinstance(known, NumericProfile):
-                numeric[name] = known.edges
-            elif known is None and dtypes[name] in _NUMERIC_DTYPES and name not in forced:
-                numeric[name] = None
-            else:
-                categories = known.categories if isinstance(known, CategoricalProfile) else None
-                columns[name] = _categorical_profile(frame[name], categories, max_categories)
-        columns |= _numeric_profiles(frame, numeric, bins)
-        columns = {name: columns[name] for name in names if name in columns}
-        return cls(rows=len(frame), dtypes=dtypes, columns=columns)
+        return _parts(frame, reference, bins, max_categories, set(categorical)).profile()
 
     @classmethod
     def for_predictions(
@@ -322,6 +309,116 @@ class DatasetProfile(BaseModel):
         return other.columns[name].empty_like(nulls=self.rows)
 
 
+class RunningProfile:
+    """Profiles of batches against one reference, merged as they come: the profile, bit for
+    bit, that ``DatasetProfile.merge`` makes of the batches' profiles in turn, held as arrays
+    until :meth:`profile` asks for it. The prediction server merges every flushed batch into
+    its open windows, where building and merging thirty validated column profiles per batch
+    cost as much as the histograms."""
+
+    def __init__(self) -> None:
+        self._parts: _Parts | None = None
+        self._merged: DatasetProfile | None = None  # once a batch of another shape came
+
+    def add(self, data: Any, reference: DatasetProfile | None) -> int:
+        """Fold in a DataFrame, or a frame given as 1-D numpy columns of numbers or
+        booleans by name (what the frame would hold, without building it); returns its
+        rows."""
+        if isinstance(data, dict):
+            parts = _parts(_ArrayColumns(data), reference)
+        else:
+            parts = _parts(_as_frame(data), reference)
+        if self._merged is not None:
+            self._merged = self._merged.merge(parts.profile())
+        elif self._parts is None:
+            self._parts = parts
+        elif not self._parts.merge(parts):
+            self._merged = self._parts.profile().merge(parts.profile())
+            self._parts = None
+        return parts.rows
+
+    def profile(self) -> DatasetProfile | None:
+        """The merged profile; None before the first batch."""
+        if self._merged is not None:
+            return self._merged
+        return None if self._parts is None else self._parts.profile()
+
+
+class _Parts:
+    """A profile in the making: rows, dtypes, the categorical columns' profiles and the
+    numeric columns' stats (``_NumericStats``)."""
+
+    __slots__ = ("categorical", "dtypes", "merged", "numeric", "rows", "stats")
+
+    def __init__(
+        self,
+        rows: int,
+        dtypes: dict[str, str],
+        categorical: dict[str, CategoricalProfile],
+        numeric: list[str],
+        stats: _NumericStats,
+    ) -> None:
+        self.rows, self.dtypes, self.categorical = rows, dtypes, categorical
+        self.numeric, self.stats = numeric, stats
+        self.merged = False
+
+    def profile(self) -> DatasetProfile:
+        columns: dict[str, NumericProfile | CategoricalProfile] = dict(self.categorical)
+        columns |= zip(self.numeric, self.stats.profiles(), strict=True)
+        # A merged profile lists its columns by name (DatasetProfile.merge), one profile as
+        # its data does.
+        names = sorted(columns) if self.merged else [n for n in self.dtypes if n in columns]
+        return DatasetProfile(
+            rows=self.rows, dtypes=self.dtypes, columns={n: columns[n] for n in names}
+        )
+
+    def merge(self, other: _Parts) -> bool:
+        """Merge ``other`` into this in place, as ``DatasetProfile.merge`` merges their
+        profiles, when both have the same columns, dtypes, edges and categories; False (and
+        nothing merged) otherwise."""
+        mine, theirs = self.categorical, other.categorical
+        if (
+            self.dtypes != other.dtypes
+            or self.numeric != other.numeric
+            or self.stats.edges != other.stats.edges
+            or mine.keys() != theirs.keys()
+            or any(mine[n].categories != theirs[n].categories for n in mine)
+        ):
+            return False
+        for name, column in theirs.items():
+            mine[name] = mine[name].merge(column)
+        self.stats.merge(other.stats)
+        self.rows += other.rows
+        self.merged = True
+        return True
+
+
+def _parts(
+    source: pd.DataFrame | _ArrayColumns,
+    reference: DatasetProfile | None,
+    bins: int = DEFAULT_BINS,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    forced: set[str] | frozenset[str] = frozenset(),
+) -> _Parts:
+    """What ``from_frame`` makes of a checked frame (or numpy columns), before it is one."""
+    columns = _FrameColumns(source) if isinstance(source, pd.DataFrame) else source
+    categorical: dict[str, CategoricalProfile] = {}
+    numeric: dict[str, list[float] | None] = {}  # column: the reference's edges
+    for name, dtype in columns.dtypes.items():
+        known = None if reference is None else reference.columns.get(name)
+        if reference is not None and known is None:
+            continue  # unknown to the reference: in the schema only
+        if isinstance(known, NumericProfile):
+            numeric[name] = known.edges
+        elif known is None and dtype in _NUMERIC_DTYPES and name not in forced:
+            numeric[name] = None
+        else:
+            categories = known.categories if isinstance(known, CategoricalProfile) else None
+            categorical[name] = _categorical_profile(columns[name], categories, max_categories)
+    stats = _numeric_stats(columns, numeric, bins)
+    return _Parts(columns.rows, columns.dtypes, categorical, list(numeric), stats)
+
+
 # --- building -------------------------------------------------------------------------------
 
 
@@ -365,38 +462,105 @@ def _prediction_frame(predictions: Any) -> pd.DataFrame:
     raise InvalidInput("predictions must be 1-D labels or 2-D scores", field="predictions")
 
 
-def _numeric_profiles(
-    frame: pd.DataFrame, columns: dict[str, list[float] | None], bins: int
-) -> dict[str, NumericProfile]:
-    """Profiles of the numeric ``columns`` (name: reference edges, None for quantile edges),
+class _FrameColumns:
+    """The columns of a DataFrame, as profiling reads them."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.rows = len(frame)
+        names = frame.columns.tolist()  # once: iterating an Index of text is slow
+        self.dtypes = {
+            n: _dtype_name(d, frame, n) for n, d in zip(names, frame.dtypes, strict=True)
+        }
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return self.frame[name]
+
+    def numbers(self, names: list[str]) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
+        """Groups of the columns ``names`` as (names, rows of float64 values with NaN for
+        nulls, per column how many non-null values were not numbers)."""
+        whole = _plain_numbers(self.frame, names)
+        start = 0
+        for group in _groups(names, self.rows):
+            if whole is not None:  # rows of one array: each group is a view of them
+                invalid = np.zeros(len(group), dtype=np.int64)
+                yield group, whole[start : start + len(group)], invalid
+            else:
+                yield group, *_numeric_matrix(self.frame, group)
+            start += len(group)
+
+
+class _ArrayColumns:
+    """Columns given as 1-D numpy arrays of numbers or booleans, as profiling reads them."""
+
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        if not all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in columns.values()):
+            raise InvalidInput("columns must be 1-D numpy arrays of numbers or booleans")
+        self.columns = columns
+        self.rows = len(next(iter(columns.values()), ()))
+        self.dtypes = {name: _NUMPY_KINDS[values.dtype.kind] for name, values in columns.items()}
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return pd.Series(self.columns[name], name=name, copy=False)
+
+    def numbers(self, names: list[str]) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
+        """As ``_FrameColumns.numbers``: the values cast to float64 as pandas casts them."""
+        for group in _groups(names, self.rows):
+            values = np.empty((len(group), self.rows), dtype=np.float64)
+            for i, name in enumerate(group):
+                values[i] = self.columns[name]
+            yield group, values, np.zeros(len(group), dtype=np.int64)
+
+
+def _groups(names: list[str], rows: int) -> list[list[str]]:
+    """Columns are profiled together in groups of about ``GROUP_VALUES`` values."""
+    size = max(GROUP_VALUES // max(rows, 1), 1)  # columns per group: one when long
+    return [names[start : start + size] for start in range(0, len(names), size)]
+
+
+def _numeric_stats(
+    source: _FrameColumns | _ArrayColumns, columns: dict[str, list[float] | None], bins: int
+) -> _NumericStats:
+    """Stats of the numeric ``columns`` (name: reference edges, None for quantile edges),
     worked on together: a few whole-array numpy calls per group of columns instead of a
     dozen per column (serving profiles thousands of small frames). Each column gets exactly
     what it would alone: the same chunks, the same reductions on the same values."""
-    names = list(columns)
-    profiles: dict[str, NumericProfile] = {}
-    size = max(GROUP_VALUES // max(len(frame), 1), 1)  # columns per group: one when long
-    for start in range(0, len(names), size):
-        group = names[start : start + size]
-        values, invalid = _numeric_matrix(frame, group)
+    known = list(columns.values())
+    # Reference edges are the same batch after batch, while groups follow the batch's
+    # length: the slot bounds of all columns, once (cached), and each group's rows of them.
+    shared = _slot_bounds(known) if all(e is not None for e in known) else None  # type: ignore[arg-type]
+    parts, start = [], 0
+    for group, values, invalid in source.numbers(list(columns)):
+        end = start + len(group)
         edges = [
             e if e is not None else _quantile_edges(v, bins)
-            for e, v in zip((columns[n] for n in group), values, strict=True)
+            for e, v in zip(known[start:end], values, strict=True)
         ]
-        for name, profile in zip(group, _histograms(values, invalid, edges), strict=True):
-            profiles[name] = profile
-    return profiles
+        if shared is None:
+            bounds, first = _slot_bounds(edges)
+        else:  # padded to the widest column of all: +inf bounds no finite value reaches
+            bounds, first = shared[0][start:end], shared[1][start : end + 1] - shared[1][start]
+        parts.append(_column_stats(values, invalid, edges, bounds, first))
+        start = end
+    return _NumericStats.joined(parts)
+
+
+def _plain_numbers(frame: pd.DataFrame, names: list[str]) -> np.ndarray | None:
+    """All of ``frame`` as rows of one float64 array (one per column), when ``names`` are
+    all its columns and they hold plain numbers only, as validated serving inputs do; else
+    None. One conversion for the frame, not one per group of columns, and a view of pandas'
+    own (columns, rows) block when the frame has one float64 block."""
+    if names != frame.columns.tolist() or not all(
+        isinstance(d, np.dtype) and d.kind in "biuf" for d in frame.dtypes
+    ):
+        return None
+    return np.ascontiguousarray(frame.to_numpy(dtype=np.float64).T)
 
 
 def _numeric_matrix(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The columns as rows of one float64 array (NaN for nulls), and per column how many
     non-null values were not numbers."""
     invalid = np.zeros(len(names), dtype=np.int64)
-    if names == frame.columns.tolist() and all(
-        isinstance(d, np.dtype) and d.kind in "biuf" for d in frame.dtypes
-    ):
-        # Plain numbers only, as validated serving inputs are: one conversion, and a view
-        # of pandas' own (columns, rows) block when the frame has one float64 block.
-        return np.ascontiguousarray(frame.to_numpy(dtype=np.float64).T), invalid
     if len(names) == 1:  # a long column on its own: its values as they are, not a copy
         values, invalid[0] = _numeric_values(frame[names[0]])
         return values[np.newaxis, :], invalid
@@ -433,17 +597,101 @@ def _seconds(series: pd.Series) -> np.ndarray:
     return values
 
 
-def _histograms(
-    values: np.ndarray, invalid: np.ndarray, edges: list[list[float]]
-) -> list[NumericProfile]:
+class _NumericStats:
+    """What the NumericProfiles of some columns are made of: per column ``[count, nulls,
+    non_finite, invalid, min, max, mean, m2]`` (Python numbers; min and max None without
+    values), and every column's histogram slots side by side in ``counts`` and ``sums``
+    (column i's ``[underflow, bin_0, ..., overflow]`` at ``first[i]:first[i + 1]``).
+    ``merge`` does in place what ``NumericProfile.merge`` does, column by column."""
+
+    __slots__ = ("columns", "counts", "edges", "first", "sums")
+
+    def __init__(
+        self,
+        edges: list[list[float]],
+        first: np.ndarray,
+        counts: np.ndarray,
+        sums: np.ndarray,
+        columns: list[list[Any]],
+    ) -> None:
+        self.edges, self.first, self.counts, self.sums = edges, first, counts, sums
+        self.columns = columns
+
+    @classmethod
+    def joined(cls, parts: list[_NumericStats]) -> _NumericStats:
+        """The stats of several groups of columns as one, their columns in turn."""
+        if len(parts) == 1:
+            return parts[0]
+        starts = np.cumsum([0] + [int(p.first[-1]) for p in parts])
+        first = [p.first[:-1] + at for p, at in zip(parts, starts.tolist(), strict=False)]
+        return cls(
+            [e for p in parts for e in p.edges],
+            np.concatenate([*first, starts[-1:]]),
+            np.concatenate([np.zeros(0, dtype=np.int64)] + [p.counts for p in parts]),
+            np.concatenate([np.zeros(0)] + [p.sums for p in parts]),
+            [c for p in parts for c in p.columns],
+        )
+
+    def merge(self, other: _NumericStats) -> None:
+        """Add ``other`` (the same columns on the same edges) to these stats."""
+        for mine, theirs in zip(self.columns, other.columns, strict=True):
+            count, nulls, non_finite, invalid, low, high, mean, m2 = mine
+            mean, m2 = _merge_moments(count, mean, m2, theirs[0], theirs[6], theirs[7])
+            mine[:] = [
+                count + theirs[0],
+                nulls + theirs[1],
+                non_finite + theirs[2],
+                invalid + theirs[3],
+                _extreme(min, low, theirs[4]),
+                _extreme(max, high, theirs[5]),
+                mean,
+                m2,
+            ]
+        # Slot by slot, as the profiles' lists add: the same float additions.
+        self.counts = self.counts + other.counts
+        self.sums = self.sums + other.sums
+
+    def profiles(self) -> list[NumericProfile]:
+        first, counts, sums = self.first.tolist(), self.counts.tolist(), self.sums.tolist()
+        profiles = []
+        for i, (column_edges, column) in enumerate(zip(self.edges, self.columns, strict=True)):
+            count, nulls, non_finite, invalid, low, high, mean, m2 = column
+            c, s = counts[first[i] : first[i + 1]], sums[first[i] : first[i + 1]]
+            profiles.append(
+                NumericProfile(
+                    count=count,
+                    nulls=nulls,
+                    non_finite=non_finite,
+                    invalid=invalid,
+                    min=low,
+                    max=high,
+                    mean=mean,
+                    m2=m2,
+                    edges=column_edges,
+                    counts=c[1:-1],
+                    underflow=c[0],
+                    overflow=c[-1],
+                    sums=s,
+                )
+            )
+        return profiles
+
+
+def _column_stats(
+    values: np.ndarray,
+    invalid: np.ndarray,
+    edges: list[list[float]],
+    bounds: np.ndarray,
+    first: np.ndarray,
+) -> _NumericStats:
     """One pass over the rows of ``values`` (one column each) in cache-sized chunks of
     ``CHUNK`` values per column: moments merge chunk by chunk, as windows do.
 
     All columns' histogram slots ``[underflow, bin_0, ..., overflow]`` sit side by side in
-    one array, so a chunk's counts and sums are two ``bincount`` calls for all columns;
-    non-finite values go to one extra slot at the end, which is dropped."""
+    one array (``bounds`` and ``first``: see ``_slot_bounds``), so a chunk's counts and sums
+    are two ``bincount`` calls for all columns; non-finite values go to one extra slot at
+    the end, which is dropped."""
     k, n = values.shape
-    bounds, first = _slot_bounds(edges)
     trash = int(first[-1])
     counts = np.zeros(trash + 1, dtype=np.int64)
     sums = np.zeros(trash + 1, dtype=np.float64)
@@ -467,27 +715,20 @@ def _histograms(
                     nan[i] += np.count_nonzero(np.isnan(chunk[i]))
             counts += np.bincount(slot.ravel(), minlength=trash + 1)
             sums += np.bincount(slot.ravel(), weights=chunk.ravel(), minlength=trash + 1)
-    profiles = []
-    for i, column_edges in enumerate(edges):
-        c, s = counts[first[i] : first[i + 1]], sums[first[i] : first[i + 1]]
-        profiles.append(
-            NumericProfile(
-                count=count[i],
-                nulls=int(nan[i] - invalid[i]),
-                non_finite=n - int(nan[i]) - count[i],
-                invalid=int(invalid[i]),
-                min=low[i] if count[i] else None,
-                max=high[i] if count[i] else None,
-                mean=mean[i],
-                m2=m2[i],
-                edges=column_edges,
-                counts=c[1:-1].tolist(),
-                underflow=int(c[0]),
-                overflow=int(c[-1]),
-                sums=s.tolist(),
-            )
-        )
-    return profiles
+    columns = [
+        [
+            count[i],
+            int(nan[i] - invalid[i]),
+            n - int(nan[i]) - count[i],
+            int(invalid[i]),
+            low[i] if count[i] else None,
+            high[i] if count[i] else None,
+            mean[i],
+            m2[i],
+        ]
+        for i in range(k)
+    ]
+    return _NumericStats(edges, first, counts[:trash], sums[:trash], columns)
 
 
 def _chunk_moments(
@@ -501,8 +742,10 @@ def _chunk_moments(
     if rows.size and chunk.shape[1]:
         block = chunk if rows.size == len(chunk) else chunk[rows]
         means = block.mean(axis=1)
-        # square and sum in numpy, not BLAS: a threaded ddot stalls on a busy machine
-        squares = np.square(block - means[:, None]).sum(axis=1)
+        # square and sum in numpy, not BLAS: a threaded ddot stalls on a busy machine; in
+        # place, so the chunk needs one temporary, not two (each a fresh mapping to fault in)
+        deviations = block - means[:, None]
+        squares = np.square(deviations, out=deviations).sum(axis=1)
         size = block.shape[1]
         lows, highs = block.min(axis=1).tolist(), block.max(axis=1).tolist()
         for i, lo, hi, m, q in zip(
@@ -523,7 +766,15 @@ def _slot_bounds(edges: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
     where each column's slots start in the shared slot array (plus the end).
 
     The last bin is closed, so its upper bound moves up by one ulp. A column without edges
-    (a reference column that was empty) has one bound, -inf: every value is overflow."""
+    (a reference column that was empty) has one bound, -inf: every value is overflow.
+
+    Serving profiles every batch against the same reference edges: the bounds are kept for
+    the last few edge lists (read-only), which costs a tenth of building them."""
+    return _bounds_of(tuple(map(tuple, edges)))
+
+
+@functools.lru_cache(maxsize=32)
+def _bounds_of(edges: tuple[tuple[float, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
     width = max((len(e) for e in edges), default=1) or 1
     bounds = np.full((len(edges), width), np.inf)
     slots = np.empty(len(edges), dtype=np.int64)
@@ -534,7 +785,9 @@ def _slot_bounds(edges: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
         else:
             bounds[i, 0] = -np.inf
         slots[i] = max(len(column_edges), 1) + 1
-    return bounds, np.concatenate(([0], np.cumsum(slots)))
+    first = np.concatenate(([0], np.cumsum(slots)))
+    bounds.flags.writeable = first.flags.writeable = False  # shared by later calls
+    return bounds, first
 
 
 def _slots(bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -543,10 +796,13 @@ def _slots(bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.stack(
             [np.searchsorted(b, v, side="right") for b, v in zip(bounds, values, strict=True)]
         )
-    # A few vectorized comparisons beat a binary search per value by about 6x.
+    # A few vectorized comparisons beat a binary search per value by about 6x; into one
+    # buffer, added as bytes (adding booleans to bytes casts them on every call).
     slot = np.zeros(values.shape, dtype=np.uint8)
+    above = np.empty(values.shape, dtype=bool)
     for j in range(bounds.shape[1]):
-        slot += values >= bounds[:, j : j + 1]
+        np.greater_equal(values, bounds[:, j : j + 1], out=above)
+        slot += above.view(np.uint8)
     return slot
 
 
@@ -574,8 +830,9 @@ def _quantile_edges(values: np.ndarray, bins: int) -> list[float]:
 def _categorical_profile(
     series: pd.Series, categories: list[str] | None, max_categories: int
 ) -> CategoricalProfile:
-    nulls = int(series.isna().sum())
-    keys, counts = _value_counts(series)
+    plain = isinstance(series.dtype, np.dtype) and series.dtype.kind in "biu"
+    nulls = 0 if plain else int(series.isna().sum())
+    keys, counts = _plain_value_counts(series.to_numpy()) if plain else _value_counts(series)
     if categories is None:
         # most frequent first, ties by name, so the choice does not depend on row order
         by_name = np.argsort(np.asarray(keys, dtype=str), kind="stable")
@@ -586,7 +843,8 @@ def _categorical_profile(
         unseen = [keys[i] for i in rest]
         other = int(counts[rest].sum())
     else:
-        positions = pd.Index(categories).get_indexer(pd.Index(keys, dtype=object))
+        where = {c: i for i, c in reversed(list(enumerate(categories)))}  # the first of equals
+        positions = np.array([where.get(k, -1) for k in keys], dtype=np.intp)
         known = positions >= 0
         kept_counts = np.bincount(
             positions[known], weights=counts[known], minlength=len(categories)
@@ -602,6 +860,14 @@ def _categorical_profile(
         other=other,
         other_examples=heapq.nsmallest(OTHER_EXAMPLES, unseen),
     )
+
+
+def _plain_value_counts(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """``_value_counts`` of integers or booleans (no nulls, each value its own text, as
+    pandas writes it: "1", "True"), in numpy: class labels are profiled per batch served,
+    where pandas' value_counts and text conversion cost ten times the counting."""
+    uniques, counts = np.unique(values, return_counts=True)
+    return [str(v) for v in uniques.tolist()], counts.astype(np.int64, copy=False)
 
 
 def _value_counts(series: pd.Series) -> tuple[list[str], np.ndarray]:

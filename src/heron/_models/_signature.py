@@ -118,11 +118,18 @@ class Signature(BaseModel):
         if all(c.type == "double" for c in self.inputs):
             # One float64 block: the cheapest DataFrame pandas can build.
             return pd.DataFrame(array.astype(np.float64, copy=False), columns=self.column_names)
+        return pd.DataFrame(self._columns_from_array(array), copy=False)
+
+    def _columns_from_array(self, array: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns of a 2-D array of numeric inputs, each typed as the signature says:
+        what a frame of them holds, without the frame (a double column is a view)."""
+        import numpy as np
+
         dtypes = {"double": np.float64, "float": np.float32, "long": np.int64, "integer": np.int32}
-        columns = {
-            spec.name: array[:, i].astype(dtypes[spec.type]) for i, spec in enumerate(self.inputs)
+        return {
+            spec.name: array[:, i].astype(dtypes[spec.type], copy=False)
+            for i, spec in enumerate(self.inputs)
         }
-        return pd.DataFrame(columns, copy=False)
 
     def to_array(self, data: Any) -> np.ndarray:
         """A 2-D float64 array of the inputs, for all-numeric signatures.

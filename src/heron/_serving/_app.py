@@ -38,7 +38,14 @@ import orjson
 
 from heron._errors import HeronError, InvalidInput
 from heron._models._signature import unpack_payload
-from heron._serving._log import Entry, PredictionLogger, PredictionSink, RequestIds, StoreSink
+from heron._serving._log import (
+    Entry,
+    PredictionLogger,
+    PredictionSink,
+    RequestIds,
+    StoreSink,
+    entry_size,
+)
 from heron._serving._metrics import CONTENT_TYPE, ServerMetrics
 from heron._serving._model import ServedModel, dump_predictions, load_served_model, rows_of
 from heron._serving._routing import Routing
@@ -451,36 +458,40 @@ class PredictionServer:
         logger = self.logger
         assert logger is not None
         rows = rows_of(data)
-        inputs = logger.keep_inputs(body)
+        now = time.monotonic()  # one clock read for both budgets
+        inputs = logger.keep_inputs(body, now)
         profiles = self._profiles
         profiled = profiles is not None and profiles.active
         budget = self._proba_budget
-        proba = budget is not None and served.has_proba and budget.take(rows)
-        keep = proba or (profiled and served.frames_prepared)
+        proba = budget is not None and served.has_proba and budget.take(rows, now)
+        framed = served.frames_prepared
+        keep = proba or (profiled and framed)
         # The body, unless kept as inputs, where profiles or the Parquet log's sample need it.
-        body_needed = (profiled and not served.frames_prepared) or (
+        body_needed = (profiled and not framed) or (
             self._parquet is not None and self._parquet_takes(request_id, body)
         )
         out, predictions = answer
-        logger.put(
-            Entry(
-                request_id,
-                routing.revision,
-                served.model,
-                served.version,
-                False,
-                time.time(),
-                latency_ms,
-                rows,
-                inputs,
-                out,
-                body if body_needed and inputs is None else None,
-                prepared if keep else None,
-                served if keep else None,
-                proba,
-                predictions if keep else None,
-            )
+        kept_body = body if body_needed and inputs is None else None
+        if not keep:
+            prepared = predictions = None
+        entry = Entry(
+            request_id,
+            routing.revision,
+            served.model,
+            served.version,
+            False,
+            time.time(),
+            latency_ms,
+            rows,
+            inputs,
+            out,
+            kept_body,
+            prepared,
+            served if keep else None,
+            proba,
+            predictions,
         )
+        logger.put(entry, entry_size(out, inputs, kept_body, prepared))
 
     def _parquet_takes(self, request_id: str, body: bytes) -> bool:
         """Whether the Parquet log samples this request (bodies over the raw log's size

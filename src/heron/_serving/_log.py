@@ -93,10 +93,21 @@ class PredictionSink(Protocol):
     def write(self, endpoint: str, entries: list[Entry]) -> None: ...
 
 
+def entry_size(outputs: bytes, inputs: bytes | None, body: bytes | None, prepared: Any) -> int:
+    """Bytes an entry of these parts holds against ``max_bytes`` (the request path has them
+    at hand: reading them back from the entry cost half a microsecond)."""
+    size = len(outputs)
+    if inputs is not None:
+        size += len(inputs)
+    if body is not None and body is not inputs:
+        size += len(body)
+    if prepared is not None:
+        size += getattr(prepared, "nbytes", 0)  # an int already; a DataFrame has none
+    return size
+
+
 def _size(e: Entry) -> int:
-    size = len(e.outputs) + (len(e.inputs) if e.inputs is not None else 0)
-    size += len(e.body) if e.body is not None and e.body is not e.inputs else 0
-    return size + (int(getattr(e.prepared, "nbytes", 0)) if e.prepared is not None else 0)
+    return entry_size(e.outputs, e.inputs, e.body, e.prepared)
 
 
 class StoreSink:
@@ -199,7 +210,8 @@ class PredictionLogger:
         self._trimmed = time.monotonic()
         self._on_drop = on_drop
         self._on_error = on_error
-        self._queue: collections.deque[Entry] = collections.deque()
+        # (entry, its size): the flusher counts what it takes without measuring it again
+        self._queue: collections.deque[tuple[Entry, int]] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
@@ -208,10 +220,11 @@ class PredictionLogger:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def keep_inputs(self, body: bytes) -> bytes | None:
+    def keep_inputs(self, body: bytes, now: float | None = None) -> bytes | None:
         """The body to log as inputs, or None: not sampled, too large, or over the byte
         budget (a token bucket of ``input_bytes_per_second`` with one second of burst), which
-        keeps the raw log's cost flat however large or frequent the requests are."""
+        keeps the raw log's cost flat however large or frequent the requests are. ``now``:
+        ``time.monotonic()``, when the caller has read it already."""
         size = len(body)
         if size > self.max_input_bytes:
             return None
@@ -219,7 +232,8 @@ class PredictionLogger:
             return None
         rate = self.input_rate
         if rate:
-            now = time.monotonic()
+            if now is None:
+                now = time.monotonic()
             self._tokens = min(rate, self._tokens + (now - self._refilled) * rate)
             self._refilled = now
             if size > self._tokens:
@@ -227,9 +241,11 @@ class PredictionLogger:
             self._tokens -= size
         return body
 
-    def put(self, entry: Entry) -> None:
-        """Enqueue without waiting; when full, drop and count. Called from one thread."""
-        size = _size(entry)
+    def put(self, entry: Entry, size: int | None = None) -> None:
+        """Enqueue without waiting; when full, drop and count. Called from one thread.
+        ``size``: ``entry_size`` of its parts, when the caller has computed it."""
+        if size is None:
+            size = _size(entry)
         queued = self._bytes_added - self._bytes_removed
         if len(self._queue) >= self.capacity or queued + size > self.max_bytes:
             self.dropped += 1
@@ -238,7 +254,7 @@ class PredictionLogger:
             return
         self._bytes_added += size
         queue = self._queue
-        queue.append(entry)
+        queue.append((entry, size))
         # Once a batch is due, every request until the flusher takes the GIL finds it due:
         # setting the event each time (a lock and a notify, ~1.5 us) is the flusher's job
         # announced again. Reading the flag is free; the flusher re-checks what is due after
@@ -297,8 +313,9 @@ class PredictionLogger:
             entries, size = [], 0
             queue = self._queue
             while queue and len(entries) < self.batch_size and size < self._due_bytes:
-                entries.append(queue.popleft())
-                size += _size(entries[-1])
+                entry, entry_bytes = queue.popleft()
+                entries.append(entry)
+                size += entry_bytes
             if not entries:
                 return False
             try:

@@ -35,12 +35,34 @@ class ServedModel:
     loaded: LoadedModel
     load_seconds: float = 0.0
     version_label: str = field(init=False)
+    # Whether class probabilities can be computed from prepared inputs.
+    has_proba: bool = field(init=False)
+    # Whether :meth:`inputs_columns` can name the columns of prepared inputs: a validated
+    # DataFrame, or an array of an all-numeric signature. Otherwise the log keeps the body
+    # for monitor profiles.
+    frames_prepared: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.version_label = str(self.version)
         self._fast = _fast_estimator(self.loaded)
         signature = self.loaded.signature
         self._to_array = signature.to_array if signature is not None else None
+        self._settle()
+
+    def _settle(self) -> None:
+        """Decide what the request path asks of every request once, when the way to predict
+        is chosen: asking per request cost ~1 us (scikit-learn's ``available_if`` descriptor
+        behind ``predict_proba``, the signature's kinds)."""
+        if self._fast is not None:
+            self.has_proba = callable(getattr(self._fast, "predict_proba", None))
+        else:
+            self.has_proba = self.loaded.supports_proba
+        signature = self.loaded.signature
+        self.frames_prepared = (
+            self._fast is not None
+            or self.loaded._predictor.input_kind == "frame"
+            or (signature is not None and signature.is_numeric)
+        )
 
     def prepare(self, data: Any, body: bytes = b"") -> Any:
         """Validate ``data`` (records or a columnar split, parsed from ``body``) into what
@@ -58,32 +80,17 @@ class ServedModel:
     def predict(self, data: Any) -> Any:
         return self.predict_prepared(self.prepare(data))
 
-    @property
-    def frames_prepared(self) -> bool:
-        """Whether :meth:`inputs_frame` can name the columns of prepared inputs: a validated
-        DataFrame, or an array of an all-numeric signature. Otherwise the log keeps the body
-        for monitor profiles."""
-        if self._fast is not None or self.loaded._predictor.input_kind == "frame":
-            return True
-        signature = self.loaded.signature
-        return signature is not None and signature.is_numeric
-
-    def inputs_frame(self, parts: list[Any]) -> Any:
-        """Prepared inputs of several requests as one DataFrame typed as the signature says
-        (what validation produces; the flusher profiles it, never the request path)."""
+    def inputs_columns(self, parts: list[Any]) -> Any:
+        """Prepared inputs of several requests together, named: one DataFrame where
+        validation makes frames, else the columns of the joined arrays as 1-D numpy arrays
+        typed as the signature says (what a frame of them holds, without building one). The
+        flusher profiles these, never the request path."""
         joined = concat_prepared(parts)
         if hasattr(joined, "iloc"):
             return joined
         signature = self.loaded.signature
         assert signature is not None, "frames_prepared is False without a signature"
-        return signature._frame_from_array(joined)
-
-    @property
-    def has_proba(self) -> bool:
-        """Whether class probabilities can be computed from prepared inputs."""
-        if self._fast is not None:
-            return callable(getattr(self._fast, "predict_proba", None))
-        return self.loaded.supports_proba
+        return signature._columns_from_array(joined)
 
     def proba_prepared(self, prepared: Any) -> tuple[list[Any], Any]:
         """The classes and class probabilities of prepared inputs (for live CBPE; the log
@@ -117,6 +124,7 @@ class ServedModel:
         if not example:
             if hasattr(self._fast, "steps"):
                 self._fast = None
+                self._settle()
             return
         import numpy as np
 
@@ -127,6 +135,7 @@ class ServedModel:
             agrees = False
         if not agrees:
             self._fast = None
+            self._settle()
 
 
 def load_served_model(client: Client, target: ResolvedTarget) -> ServedModel:

@@ -32,10 +32,13 @@ class RowBudget:
         self._tokens = self.rate
         self._refilled = time.monotonic()
 
-    def take(self, rows: int) -> bool:
+    def take(self, rows: int, now: float | None = None) -> bool:
+        """Whether ``rows`` fit in the budget now (``now``: ``time.monotonic()``, when the
+        caller has read it already); they are taken from it if so."""
         if not self.rate:
             return False
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         self._tokens = min(self.rate, self._tokens + (now - self._refilled) * self.rate)
         self._refilled = now
         if rows > self._tokens:

@@ -27,7 +27,6 @@ import orjson
 if TYPE_CHECKING:
     from heron._client import Client
     from heron._monitoring._entities import MonitorReference
-    from heron._profiles import DatasetProfile
     from heron._serving._log import Entry
 
 log = logging.getLogger("heron.serving")
@@ -52,21 +51,31 @@ class _Window:
     __slots__ = ("predictions", "profile", "requests", "rows")
 
     def __init__(self) -> None:
+        from heron._profiles import RunningProfile
+
         self.requests = 0
         self.rows = 0
-        self.profile: DatasetProfile | None = None
-        self.predictions: DatasetProfile | None = None
+        self.profile = RunningProfile()
+        self.predictions = RunningProfile()
 
     def add(self, features: Any, predicted: Any, reference: MonitorReference) -> None:
-        """Merge the profiles of one frame of inputs and their predictions."""
-        from heron._profiles import DatasetProfile
-
-        profile = DatasetProfile.from_frame(features, reference=reference.profile)
-        self.profile = profile if self.profile is None else self.profile.merge(profile)
+        """Merge the profiles of one batch of inputs (a DataFrame, or numpy columns by name)
+        and of their predictions (an array, one per row)."""
+        self.rows += self.profile.add(features, reference.profile)
         if reference.predictions is not None:
-            out = DatasetProfile.for_predictions(predicted, reference=reference.predictions)
-            self.predictions = out if self.predictions is None else self.predictions.merge(out)
-        self.rows += len(features)
+            self.predictions.add(_prediction_column(predicted), reference.predictions)
+
+
+def _prediction_column(predicted: Any) -> Any:
+    """The predictions as ``for_predictions`` frames them against a reference: the column
+    ``prediction``; numbers and booleans as a numpy column (the same profile, no pandas)."""
+    import numpy as np
+
+    if isinstance(predicted, np.ndarray) and predicted.ndim == 1 and predicted.dtype.kind in "biuf":
+        return {"prediction": predicted}
+    import pandas as pd
+
+    return pd.Series(predicted, name="prediction").to_frame()
 
 
 class ProfileSink:
@@ -144,10 +153,9 @@ class ProfileSink:
         for features, outputs, requests in _frames(entries):
             if isinstance(outputs, list):  # as the log holds them: values or class scores
                 outputs = log_outputs(pd.Series(outputs, dtype=object)).predictions
-            predicted = pd.Series(outputs, name="prediction")
             for digest, reference in (self._references or {}).items():
                 window = self._windows.setdefault((model, version, digest, minute), _Window())
-                window.add(features, predicted, reference)
+                window.add(features, outputs, reference)
                 window.requests += requests
 
     def _write(self, closed_before: int | None) -> None:
@@ -159,8 +167,10 @@ class ProfileSink:
         rows = []
         for key in done:
             window = self._windows.pop(key)
-            if window.profile is None:
+            profile = window.profile.profile()
+            if profile is None:
                 continue
+            predictions = window.predictions.profile()
             model, version, digest, minute = key
             rows.append(
                 {
@@ -171,10 +181,10 @@ class ProfileSink:
                     "window_start": _datetime(minute),
                     "requests": window.requests,
                     "rows": window.rows,
-                    "profile": window.profile.model_dump(mode="json"),
+                    "profile": profile.model_dump(mode="json"),
                     "predictions": None
-                    if window.predictions is None
-                    else window.predictions.model_dump(mode="json"),
+                    if predictions is None
+                    else predictions.model_dump(mode="json"),
                 }
             )
         if rows:
@@ -193,10 +203,10 @@ def _datetime(ms: int) -> Any:
 
 def _frames(entries: list[Entry]) -> Iterator[tuple[Any, Any, int]]:
     """(features, predictions one per row, requests) for the entries, at most two frames:
-    the validated inputs the request path kept, stacked into one typed DataFrame (nothing
-    parsed), and the bodies of the others parsed here (models whose input has no column
-    names). An entry whose outputs do not match its rows, or whose body cannot be read, is
-    left out."""
+    the validated inputs the request path kept, joined and typed as the signature says
+    (numpy columns by name, or one DataFrame; nothing parsed), and the bodies of the others
+    parsed here (models whose input has no column names). An entry whose outputs do not
+    match its rows, or whose body cannot be read, is left out."""
     typed, others = _by_form(entries)
     if typed:
         predictions = _prediction_array(typed)
@@ -205,25 +215,22 @@ def _frames(entries: list[Entry]) -> Iterator[tuple[Any, Any, int]]:
             typed = [e for e, _ in pairs]
             predictions = _flat(a for _, a in pairs)
         if typed:
-            yield typed[0].served.inputs_frame([e.prepared for e in typed]), predictions, len(typed)
+            features = typed[0].served.inputs_columns([e.prepared for e in typed])
+            yield features, predictions, len(typed)
     parsed = _parsed_bodies(_with_answers(others))
     if parsed is not None:
         yield parsed
 
 
 def _by_form(entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
-    """The entries whose validated inputs can be framed, and the others, in one pass (asking
-    each served model once, not each entry)."""
-    framed: dict[int, bool] = {}
+    """The entries whose validated inputs can be framed, and the others, in one pass
+    (``frames_prepared`` is decided when the model is loaded: an attribute to read)."""
     typed, others = [], []
     for e in entries:
-        if e.prepared is None:
+        if e.prepared is not None and e.served.frames_prepared:
+            typed.append(e)
+        else:
             others.append(e)
-            continue
-        ok = framed.get(id(e.served))
-        if ok is None:
-            ok = framed[id(e.served)] = e.served.frames_prepared
-        (typed if ok else others).append(e)
     return typed, others
 
 

@@ -30,6 +30,7 @@ class Routing:
     shadows: tuple[ServedModel, ...]
     sticky: StickyKey | None
     sticky_header: bytes | None
+    revision: int  # the endpoint's, read by every logged request
 
     @classmethod
     def build(
@@ -51,11 +52,8 @@ class Routing:
             shadows=tuple(models[(s.model, s.version)] for s in endpoint.shadow),
             sticky=sticky,
             sticky_header=header,
+            revision=endpoint.revision,
         )
-
-    @property
-    def revision(self) -> int:
-        return self.endpoint.revision
 
     def choose(self, scope: dict[str, Any], data: Any) -> ServedModel:
         if len(self.variants) == 1:
