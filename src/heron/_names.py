@@ -74,10 +74,7 @@ def check_metric(point: Any) -> Any:
 
 
 def check_metric_value(key: str, value: float) -> None:
-    if isinstance(key, str):
-        _check_metric_key(key)
-    else:
-        check_key(key, "metrics.key")
+    _check_any_metric_key(key)
     if not math.isfinite(value):
         raise _non_finite(key, value)
 
@@ -94,10 +91,7 @@ def check_metric_batch(batch: Any) -> Any:
                 field=f"metrics.{name}",
             )
     for key in set(keys):
-        if isinstance(key, str):
-            _check_metric_key(key)
-        else:
-            check_key(key, "metrics.key")
+        _check_any_metric_key(key)
     if not all(map(math.isfinite, values)):
         index = next(i for i, value in enumerate(values) if not math.isfinite(value))
         raise _non_finite(keys[index], values[index])
@@ -109,6 +103,13 @@ def _non_finite(key: str, value: float) -> InvalidInput:
         f"metric {key!r} has a non-finite value ({value}); Heron stores finite values only",
         field=f"metrics.{key}",
     )
+
+
+def _check_any_metric_key(key: Any) -> None:
+    if isinstance(key, str):
+        _check_metric_key(key)
+    else:  # not cacheable, and never valid: check_key says why
+        check_key(key, "metrics.key")
 
 
 @functools.lru_cache(maxsize=4096)
