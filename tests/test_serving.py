@@ -242,6 +242,35 @@ def test_predictions_are_logged_and_feedback_joins(
     assert len(frame) == 6 and "mean radius" in frame and frame["label"].notna().sum() == 4
 
 
+def test_metrics_say_what_each_log_sink_costs(
+    store: heron.Client, endpoint: str, data: Any
+) -> None:
+    """CPU and wall time per sink: what logging costs an operator, and which part."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    X, _ = data
+    with running(store, endpoint, log_interval=3600) as (url, server):
+        before = httpx.get(f"{url}/metrics").text
+        for _ in range(3):
+            assert httpx.post(f"{url}/predict", json={"instances": _records(X)}).status_code == 200
+        server.logger.flush()
+        text = httpx.get(f"{url}/metrics").text
+    assert "heron_prediction_log_sink_cpu_seconds_total{" not in before  # nothing written yet
+    cpu, wall = {}, {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            into = {
+                "heron_prediction_log_sink_cpu_seconds_total": cpu,
+                "heron_prediction_log_sink_seconds_total": wall,
+            }.get(sample.name)
+            if into is not None:
+                assert sample.labels["endpoint"] == endpoint
+                into[sample.labels["sink"]] = sample.value
+    assert {"store", "proba"} <= set(cpu) and set(cpu) == set(wall)
+    assert cpu["store"] > 0 and all(wall[sink] > 0 for sink in wall)
+    assert len(store.list_predictions(endpoint).items) == 3
+
+
 def test_a_full_log_queue_drops_and_counts(store: heron.Client, endpoint: str, data: Any):
     X, _ = data
     with running(store, endpoint, log_capacity=2, log_interval=3600) as (url, server):

@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -221,8 +222,9 @@ def bench_all(
     servers: list[Server], wrk: str, bodies: dict[tuple[str, int], Path], args: argparse.Namespace
 ) -> dict[str, dict]:
     """Start each server alone (its ready time undisturbed), then measure every cell in
-    ``--rounds`` rounds that take the servers in turn, keeping each server's best round:
-    noise from other work on the machine then hits all servers alike."""
+    ``--rounds`` rounds that take the servers in turn (every other round in reverse order),
+    keeping each server's best round and all rounds: noise from other work on the machine
+    then hits all servers alike."""
     runs: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
         live = {}
@@ -231,7 +233,7 @@ def bench_all(
             process, ready = stack.enter_context(started(server, port))
             path = "/invocations" if server.name == "mlflow" else "/predict"
             live[server.name] = (server, process, f"http://127.0.0.1:{port}{path}")
-            runs[server.name] = {"ready": ready, "results": {}}
+            runs[server.name] = {"ready": ready, "results": {}, "rounds": {}}
             print(f"{server.name}: ready in {ready:.2f}s", flush=True)
         for rows in (1, 100):
             for server, _, url in live.values():
@@ -241,11 +243,16 @@ def bench_all(
                     raise RuntimeError(f"{server.name} answered {r.status_code}: {r.text[:300]}")
             for connections in (8, 64):
                 for round_ in range(args.rounds):
-                    for name, (server, _, url) in live.items():
+                    # Every other round in reverse: no server always runs right after another.
+                    order = list(live.items()) if round_ % 2 == 0 else list(live.items())[::-1]
+                    for name, (server, _, url) in order:
                         body_path = bodies[(server.body_format, rows)]
                         if round_ == 0:
                             run_wrk(wrk, url, body_path, connections, args.warmup)
                         result = run_wrk(wrk, url, body_path, connections, args.duration)
+                        if name.startswith("heron"):
+                            drain(url.rsplit("/", 1)[0])
+                        runs[name]["rounds"].setdefault((rows, connections), []).append(result)
                         best = runs[name]["results"].get((rows, connections))
                         if best is None or result.rps > best.rps:
                             runs[name]["results"][(rows, connections)] = result
@@ -262,18 +269,36 @@ def bench_all(
     return runs
 
 
+def drain(base: str, timeout: float = 30.0) -> None:
+    """Wait until a Heron server's prediction-log queue is empty, and a moment more for
+    the batch being written: its flusher, still writing after the load stopped, would
+    otherwise take CPU from the next server's run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = httpx.get(f"{base}/metrics").text.splitlines()
+        queued = [x for x in lines if x.startswith("heron_prediction_log_queue")]
+        if all(float(x.rsplit(" ", 1)[1]) == 0 for x in queued):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+
 def log_counts(base: str) -> dict[str, float]:
     """Requests answered and prediction-log entries dropped (queue full), from /metrics:
     a server whose flusher falls behind logs less, and costs less, than it should."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    totals = {"requests": 0.0, "dropped": 0.0}
+    names = {
+        "heron_requests_total": "requests",
+        "heron_prediction_log_dropped_total": "dropped",
+        "heron_prediction_log_sink_cpu_seconds_total": "flusher_cpu",
+        "heron_prediction_log_sink_seconds_total": "flusher_wall",
+    }
+    totals = dict.fromkeys(names.values(), 0.0)
     for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
         for sample in family.samples:
-            if sample.name == "heron_requests_total":
-                totals["requests"] += sample.value
-            elif sample.name == "heron_prediction_log_dropped_total":
-                totals["dropped"] += sample.value
+            if sample.name in names:
+                totals[names[sample.name]] += sample.value
     return totals
 
 
@@ -306,12 +331,20 @@ def report(runs: dict[str, dict], seconds: float, rounds: int, load: float) -> s
         lines.append(f"| {name} | {runs[name]['rss']:.0f} | {runs[name]['ready']:.2f} |")
     logged = [name for name in names if runs[name].get("log", {}).get("requests")]
     if logged:
-        lines += ["", "| server | requests | log entries dropped (queue full) |", "|---|---:|---:|"]
+        lines += [
+            "",
+            "| server | requests | log entries dropped (queue full) | flusher CPU per 1,000 "
+            "requests (ms) | flusher wall / CPU time |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for name in logged:
             counts = runs[name]["log"]
             share = counts["dropped"] / counts["requests"]
+            cpu = counts["flusher_cpu"] / counts["requests"] * 1e6
+            waited = counts["flusher_wall"] / counts["flusher_cpu"] if counts["flusher_cpu"] else 0
             lines.append(
-                f"| {name} | {counts['requests']:,.0f} | {counts['dropped']:,.0f} ({share:.1%}) |"
+                f"| {name} | {counts['requests']:,.0f} | {counts['dropped']:,.0f} ({share:.1%}) "
+                f"| {cpu:.1f} | {waited:.1f} |"
             )
     lines += ["", *ratios(runs)]
     return "\n".join(lines)
@@ -336,6 +369,14 @@ def ratios(runs: dict[str, dict]) -> list[str]:
     def res(name: str, rows: int, conns: int) -> Result:
         return runs[name]["results"][(rows, conns)]
 
+    def paired_cost(name: str, rows: int, conns: int) -> float:
+        """Logging's cost as the median over rounds of 1 - on/off, each round's two runs
+        made one after the other: the machine's slow drifts (seconds to minutes, +-10 %
+        here) hit both runs of a pair alike, where the best rounds may come from different
+        minutes."""
+        on, off = runs[name]["rounds"][(rows, conns)], runs["heron-no-log"]["rounds"][(rows, conns)]
+        return statistics.median(1 - a.rps / b.rps for a, b in zip(on, off, strict=True))
+
     row(
         "Heron / bare ASGI, throughput",
         lambda r, c: res("heron", r, c).rps / res("bare-asgi", r, c).rps,
@@ -346,13 +387,11 @@ def ratios(runs: dict[str, dict]) -> list[str]:
             lambda r, c: res("heron", r, c).rps / res("mlflow", r, c).rps,
         )
         row("Heron p99 / MLflow p99", lambda r, c: res("heron", r, c).p99 / res("mlflow", r, c).p99)
+    row("logging cost (1 - on/off), median of rounds", lambda r, c: paired_cost("heron", r, c))
+    row("same, no monitor (no profiles)", lambda r, c: paired_cost("heron-no-monitor", r, c))
     row(
-        "logging cost (1 - on/off)",
+        "logging cost from the best rounds",
         lambda r, c: 1 - res("heron", r, c).rps / res("heron-no-log", r, c).rps,
-    )
-    row(
-        "same, no monitor (no profiles)",
-        lambda r, c: 1 - res("heron-no-monitor", r, c).rps / res("heron-no-log", r, c).rps,
     )
     if "mlflow" in runs:
         out.append("")

@@ -235,6 +235,7 @@ class PredictionServer:
             input_bytes_per_second=opts.log_input_bytes_per_second,
             on_drop=lambda n: self.metrics.log_dropped.inc(n),
             on_error=lambda n: self.metrics.log_failed.inc(n),
+            on_written=self.metrics.sink_written,
         )
         logger.start()
         return logger

@@ -8,9 +8,12 @@ outputs and kept arrays, the new entry is dropped and counted. A flusher thread 
 ``batch_size`` entries or a quarter of ``max_bytes`` and hands them to each sink as one
 batch; entries count against ``max_bytes`` until written, so the bound covers them too.
 A sink is anything with ``write(endpoint, entries)``: :class:`StoreSink` writes the
-``prediction_log`` table. A failing sink loses that batch, counted, and never stops the
-others or the server. A sink may also have ``tick()``, called at every wake-up, for work
-due by time rather than by batch (``_parquet`` rolls its files so).
+``prediction_log`` table; its ``name`` (else its class name) labels the CPU and wall time
+each sink spends, reported through ``on_written`` (the server's Prometheus metrics: what
+logging costs, sink by sink, and how long the flusher waited for the interpreter). A
+failing sink loses that batch, counted, and never stops the others or the server. A sink
+may also have ``tick()``, called at every wake-up, for work due by time rather than by
+batch (``_parquet`` rolls its files so).
 
 The flusher shares the interpreter with the request path, so sinks work on whole batches
 (one query, one DataFrame, one model call per batch), never per entry where avoidable.
@@ -93,6 +96,11 @@ class PredictionSink(Protocol):
     def write(self, endpoint: str, entries: list[Entry]) -> None: ...
 
 
+def sink_name(sink: PredictionSink) -> str:
+    """The label of a sink's metrics: its ``name``, else its class name."""
+    return str(getattr(sink, "name", type(sink).__name__))
+
+
 def entry_size(outputs: bytes, inputs: bytes | None, body: bytes | None, prepared: Any) -> int:
     """Bytes an entry of these parts holds against ``max_bytes`` (the request path has them
     at hand: reading them back from the entry cost half a microsecond)."""
@@ -112,6 +120,8 @@ def _size(e: Entry) -> int:
 
 class StoreSink:
     """Writes batches into the metadata store's prediction log (trimming it now and then)."""
+
+    name = "store"
 
     def __init__(self, client: Client, retention: int | None) -> None:
         from heron._transport import EmbeddedTransport
@@ -190,6 +200,7 @@ class PredictionLogger:
         input_bytes_per_second: float | None = 4 * 1024 * 1024,
         on_drop: Callable[[int], None] | None = None,
         on_error: Callable[[int], None] | None = None,
+        on_written: Callable[[str, float, float], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.sinks = sinks
@@ -210,6 +221,7 @@ class PredictionLogger:
         self._trimmed = time.monotonic()
         self._on_drop = on_drop
         self._on_error = on_error
+        self._on_written = on_written
         # (entry, its size): the flusher counts what it takes without measuring it again
         self._queue: collections.deque[tuple[Entry, int]] = collections.deque()
         self._wake = threading.Event()
@@ -336,7 +348,11 @@ class PredictionLogger:
                     self._attempt(sink, tick, getattr(sink, "pending", 0))
 
     def _write(self, sink: PredictionSink, entries: list[Entry]) -> None:
+        cpu, wall = time.thread_time(), time.perf_counter()
         self._attempt(sink, functools.partial(sink.write, self.endpoint, entries), len(entries))
+        if self._on_written is not None:
+            # Wall time over CPU time is how long the flusher waited for the GIL (or I/O).
+            self._on_written(sink_name(sink), time.thread_time() - cpu, time.perf_counter() - wall)
 
     def _attempt(self, sink: PredictionSink, action: Callable[[], None], entries: int) -> None:
         try:

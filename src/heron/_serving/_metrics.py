@@ -102,6 +102,19 @@ class ServerMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         ).labels(endpoint)
+        self.sink_cpu = Counter(
+            "heron_prediction_log_sink_cpu_seconds",
+            "CPU time the log flusher spent in each sink (store, proba, profiles, parquet).",
+            ["endpoint", "sink"],
+            registry=registry,
+        )
+        self.sink_wall = Counter(
+            "heron_prediction_log_sink_seconds",
+            "Wall time the log flusher spent in each sink: over its CPU time, the time it "
+            "waited for the interpreter shared with the requests, or for storage.",
+            ["endpoint", "sink"],
+            registry=registry,
+        )
         self.shadow_dropped = Counter(
             "heron_shadow_dropped",
             "Shadow predictions skipped because the shadow queue was full.",
@@ -109,6 +122,7 @@ class ServerMetrics:
             registry=registry,
         ).labels(endpoint)
         self._children: dict[tuple[str, str, int], Any] = {}
+        self._sinks: dict[str, tuple[Any, Any]] = {}
 
     def request(self, model: str, version: str, status: int) -> Any:
         key = (model, version, status)
@@ -117,6 +131,18 @@ class ServerMetrics:
             child = self.requests.labels(self.endpoint, model, version, str(status))
             self._children[key] = child
         return child
+
+    def sink_written(self, sink: str, cpu: float, wall: float) -> None:
+        """Time one sink took for one batch (in the flusher, or a request flushing the log)."""
+        children = self._sinks.get(sink)
+        if children is None:
+            children = (
+                self.sink_cpu.labels(self.endpoint, sink),
+                self.sink_wall.labels(self.endpoint, sink),
+            )
+            self._sinks[sink] = children
+        children[0].inc(cpu)
+        children[1].inc(wall)
 
     def render(self) -> bytes:
         if self.shared is None:

@@ -70,6 +70,8 @@ def sampled(request_id: str, fraction: float) -> bool:
 class ParquetSink:
     """A ``PredictionSink`` writing a sample of requests as Parquet files (see the module)."""
 
+    name = "parquet"
+
     def __init__(
         self,
         client: Client,

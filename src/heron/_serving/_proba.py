@@ -50,6 +50,8 @@ class RowBudget:
 class ProbaSink:
     """A ``PredictionSink`` writing class probabilities of the entries within the budget."""
 
+    name = "proba"
+
     def __init__(self, client: Client) -> None:
         from heron._transport import EmbeddedTransport
 

@@ -81,6 +81,8 @@ def _prediction_column(predicted: Any) -> Any:
 class ProfileSink:
     """A ``PredictionSink`` that profiles every primary request's inputs and outputs."""
 
+    name = "profiles"
+
     def __init__(self, client: Client, endpoint: str) -> None:
         from heron._transport import EmbeddedTransport
 
