@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from heron import _profiles
+from heron import _column_stats, _profiles
 from heron._errors import InvalidInput
 from heron._profiles import CategoricalProfile, DatasetProfile, NumericProfile
 
@@ -224,8 +224,8 @@ def test_columns_profiled_together_equal_each_column_profiled_alone(reference, d
     names = [*reference.columns, *data.columns[reference.shape[1] :]][: data.shape[1]]
     data = data.set_axis(names, axis=1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_profiles, "CHUNK", chunk)
-        patch.setattr(_profiles, "GROUP_VALUES", 3 * chunk)
+        patch.setattr(_column_stats, "CHUNK", chunk)
+        patch.setattr(_column_stats, "GROUP_VALUES", 3 * chunk)
         ref = DatasetProfile.from_frame(reference, bins=4)
         for frame, against in ((reference, None), (data, ref)):
             whole = DatasetProfile.from_frame(frame, against, bins=4)
@@ -258,7 +258,7 @@ def test_histograms_count_as_numpy_histogram(values, edges, chunk):
     )
     ref = DatasetProfile(rows=0, columns={"x": empty})
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_profiles, "CHUNK", chunk)
+        patch.setattr(_column_stats, "CHUNK", chunk)
         col = DatasetProfile.from_frame(pd.DataFrame({"x": x}), ref).columns["x"]
     finite = x[np.isfinite(x)]
     inside = finite[(finite >= edges[0]) & (finite <= edges[-1])]

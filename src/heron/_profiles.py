@@ -57,15 +57,22 @@ turn, kept as arrays in between; it also takes a batch as numpy columns by name.
 
 from __future__ import annotations
 
-import functools
 import heapq
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from heron._column_stats import (
+    ArrayColumns,
+    FrameColumns,
+    NumericStats,
+    extreme,
+    merge_moments,
+    numeric_stats,
+)
 from heron._errors import InvalidInput
 from heron._lazy import LazyModule
 
@@ -76,9 +83,6 @@ PROFILE_FORMAT = 1
 DEFAULT_BINS = 20
 DEFAULT_MAX_CATEGORIES = 100
 OTHER_EXAMPLES = 10
-QUANTILE_SAMPLE = 100_000
-CHUNK = 1 << 16  # values per column and step: temporaries stay in cache
-GROUP_VALUES = 1 << 17  # columns are profiled together in groups of about this many values
 
 _NUMERIC_DTYPES = frozenset({"integer", "float", "datetime", "timedelta"})
 _MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
@@ -152,14 +156,14 @@ class NumericProfile(BaseModel):
             raise InvalidInput(
                 "profiles have different bin edges; build both against the same reference"
             )
-        mean, m2 = _merge_moments(self.count, self.mean, self.m2, other.count, other.mean, other.m2)
+        mean, m2 = merge_moments(self.count, self.mean, self.m2, other.count, other.mean, other.m2)
         return NumericProfile(
             count=self.count + other.count,
             nulls=self.nulls + other.nulls,
             non_finite=self.non_finite + other.non_finite,
             invalid=self.invalid + other.invalid,
-            min=_extreme(min, self.min, other.min),
-            max=_extreme(max, self.max, other.max),
+            min=extreme(min, self.min, other.min),
+            max=extreme(max, self.max, other.max),
             mean=mean,
             m2=m2,
             edges=self.edges,
@@ -325,7 +329,7 @@ class RunningProfile:
         booleans by name (what the frame would hold, without building it); returns its
         rows."""
         if isinstance(data, dict):
-            parts = _parts(_ArrayColumns(data), reference)
+            parts = _parts(ArrayColumns(data), reference)
         else:
             parts = _parts(_as_frame(data), reference)
         if self._merged is not None:
@@ -346,7 +350,7 @@ class RunningProfile:
 
 class _Parts:
     """A profile in the making: rows, dtypes, the categorical columns' profiles and the
-    numeric columns' stats (``_NumericStats``)."""
+    numeric columns' stats (``NumericStats``)."""
 
     __slots__ = ("categorical", "dtypes", "merged", "numeric", "rows", "stats")
 
@@ -356,7 +360,7 @@ class _Parts:
         dtypes: dict[str, str],
         categorical: dict[str, CategoricalProfile],
         numeric: list[str],
-        stats: _NumericStats,
+        stats: NumericStats,
     ) -> None:
         self.rows, self.dtypes, self.categorical = rows, dtypes, categorical
         self.numeric, self.stats = numeric, stats
@@ -364,7 +368,8 @@ class _Parts:
 
     def profile(self) -> DatasetProfile:
         columns: dict[str, NumericProfile | CategoricalProfile] = dict(self.categorical)
-        columns |= zip(self.numeric, self.stats.profiles(), strict=True)
+        numeric = (NumericProfile(**fields) for fields in self.stats.fields())
+        columns |= zip(self.numeric, numeric, strict=True)
         # A merged profile lists its columns by name (DatasetProfile.merge), one profile as
         # its data does.
         names = sorted(columns) if self.merged else [n for n in self.dtypes if n in columns]
@@ -394,14 +399,14 @@ class _Parts:
 
 
 def _parts(
-    source: pd.DataFrame | _ArrayColumns,
+    source: pd.DataFrame | ArrayColumns,
     reference: DatasetProfile | None,
     bins: int = DEFAULT_BINS,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     forced: set[str] | frozenset[str] = frozenset(),
 ) -> _Parts:
     """What ``from_frame`` makes of a checked frame (or numpy columns), before it is one."""
-    columns = _FrameColumns(source) if isinstance(source, pd.DataFrame) else source
+    columns = FrameColumns(source) if isinstance(source, pd.DataFrame) else source
     categorical: dict[str, CategoricalProfile] = {}
     numeric: dict[str, list[float] | None] = {}  # column: the reference's edges
     for name, dtype in columns.dtypes.items():
@@ -415,7 +420,7 @@ def _parts(
         else:
             categories = known.categories if isinstance(known, CategoricalProfile) else None
             categorical[name] = _categorical_profile(columns[name], categories, max_categories)
-    stats = _numeric_stats(columns, numeric, bins)
+    stats = numeric_stats(columns, numeric, bins)
     return _Parts(columns.rows, columns.dtypes, categorical, list(numeric), stats)
 
 
@@ -460,371 +465,6 @@ def _prediction_frame(predictions: Any) -> pd.DataFrame:
     if values.ndim == 2:
         return pd.DataFrame(values, columns=[f"score_{i}" for i in range(values.shape[1])])
     raise InvalidInput("predictions must be 1-D labels or 2-D scores", field="predictions")
-
-
-class _FrameColumns:
-    """The columns of a DataFrame, as profiling reads them."""
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.frame = frame
-        self.rows = len(frame)
-        names = frame.columns.tolist()  # once: iterating an Index of text is slow
-        self.dtypes = {
-            n: _dtype_name(d, frame, n) for n, d in zip(names, frame.dtypes, strict=True)
-        }
-
-    def __getitem__(self, name: str) -> pd.Series:
-        return self.frame[name]
-
-    def numbers(self, names: list[str]) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-        """Groups of the columns ``names`` as (names, rows of float64 values with NaN for
-        nulls, per column how many non-null values were not numbers)."""
-        whole = _plain_numbers(self.frame, names)
-        start = 0
-        for group in _groups(names, self.rows):
-            if whole is not None:  # rows of one array: each group is a view of them
-                invalid = np.zeros(len(group), dtype=np.int64)
-                yield group, whole[start : start + len(group)], invalid
-            else:
-                yield group, *_numeric_matrix(self.frame, group)
-            start += len(group)
-
-
-class _ArrayColumns:
-    """Columns given as 1-D numpy arrays of numbers or booleans, as profiling reads them."""
-
-    def __init__(self, columns: dict[str, np.ndarray]) -> None:
-        if not all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in columns.values()):
-            raise InvalidInput("columns must be 1-D numpy arrays of numbers or booleans")
-        self.columns = columns
-        self.rows = len(next(iter(columns.values()), ()))
-        self.dtypes = {name: _NUMPY_KINDS[values.dtype.kind] for name, values in columns.items()}
-
-    def __getitem__(self, name: str) -> pd.Series:
-        return pd.Series(self.columns[name], name=name, copy=False)
-
-    def numbers(self, names: list[str]) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-        """As ``_FrameColumns.numbers``: the values cast to float64 as pandas casts them."""
-        for group in _groups(names, self.rows):
-            values = np.empty((len(group), self.rows), dtype=np.float64)
-            for i, name in enumerate(group):
-                values[i] = self.columns[name]
-            yield group, values, np.zeros(len(group), dtype=np.int64)
-
-
-def _groups(names: list[str], rows: int) -> list[list[str]]:
-    """Columns are profiled together in groups of about ``GROUP_VALUES`` values."""
-    size = max(GROUP_VALUES // max(rows, 1), 1)  # columns per group: one when long
-    return [names[start : start + size] for start in range(0, len(names), size)]
-
-
-def _numeric_stats(
-    source: _FrameColumns | _ArrayColumns, columns: dict[str, list[float] | None], bins: int
-) -> _NumericStats:
-    """Stats of the numeric ``columns`` (name: reference edges, None for quantile edges),
-    worked on together: a few whole-array numpy calls per group of columns instead of a
-    dozen per column (serving profiles thousands of small frames). Each column gets exactly
-    what it would alone: the same chunks, the same reductions on the same values."""
-    known = list(columns.values())
-    # Reference edges are the same batch after batch, while groups follow the batch's
-    # length: the slot bounds of all columns, once (cached), and each group's rows of them.
-    shared = _slot_bounds(known) if all(e is not None for e in known) else None  # type: ignore[arg-type]
-    parts, start = [], 0
-    for group, values, invalid in source.numbers(list(columns)):
-        end = start + len(group)
-        edges = [
-            e if e is not None else _quantile_edges(v, bins)
-            for e, v in zip(known[start:end], values, strict=True)
-        ]
-        if shared is None:
-            bounds, first = _slot_bounds(edges)
-        else:  # padded to the widest column of all: +inf bounds no finite value reaches
-            bounds, first = shared[0][start:end], shared[1][start : end + 1] - shared[1][start]
-        parts.append(_column_stats(values, invalid, edges, bounds, first))
-        start = end
-    return _NumericStats.joined(parts)
-
-
-def _plain_numbers(frame: pd.DataFrame, names: list[str]) -> np.ndarray | None:
-    """All of ``frame`` as rows of one float64 array (one per column), when ``names`` are
-    all its columns and they hold plain numbers only, as validated serving inputs do; else
-    None. One conversion for the frame, not one per group of columns, and a view of pandas'
-    own (columns, rows) block when the frame has one float64 block."""
-    if names != frame.columns.tolist() or not all(
-        isinstance(d, np.dtype) and d.kind in "biuf" for d in frame.dtypes
-    ):
-        return None
-    return np.ascontiguousarray(frame.to_numpy(dtype=np.float64).T)
-
-
-def _numeric_matrix(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The columns as rows of one float64 array (NaN for nulls), and per column how many
-    non-null values were not numbers."""
-    invalid = np.zeros(len(names), dtype=np.int64)
-    if len(names) == 1:  # a long column on its own: its values as they are, not a copy
-        values, invalid[0] = _numeric_values(frame[names[0]])
-        return values[np.newaxis, :], invalid
-    values = np.empty((len(names), len(frame)), dtype=np.float64)
-    for i, name in enumerate(names):
-        values[i], invalid[i] = _numeric_values(frame[name])
-    return values, invalid
-
-
-def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
-    """float64 values with NaN for nulls, and how many non-null values were not numbers."""
-    dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype) or (
-        pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
-    ):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan), 0
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-        return _seconds(series), 0
-    parsed = pd.to_numeric(series.astype(object), errors="coerce")
-    values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
-    invalid = int((np.isnan(values) & series.notna().to_numpy()).sum())
-    return values, invalid
-
-
-def _seconds(series: pd.Series) -> np.ndarray:
-    """Datetimes as seconds since the epoch, timedeltas as seconds; NaT as NaN."""
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    raw = series.to_numpy()
-    unit = "datetime64[ns]" if raw.dtype.kind == "M" else "timedelta64[ns]"
-    raw = raw.astype(unit)
-    values = raw.view(np.int64).astype(np.float64) / 1e9
-    values[np.isnat(raw)] = np.nan
-    return values
-
-
-class _NumericStats:
-    """What the NumericProfiles of some columns are made of: per column ``[count, nulls,
-    non_finite, invalid, min, max, mean, m2]`` (Python numbers; min and max None without
-    values), and every column's histogram slots side by side in ``counts`` and ``sums``
-    (column i's ``[underflow, bin_0, ..., overflow]`` at ``first[i]:first[i + 1]``).
-    ``merge`` does in place what ``NumericProfile.merge`` does, column by column."""
-
-    __slots__ = ("columns", "counts", "edges", "first", "sums")
-
-    def __init__(
-        self,
-        edges: list[list[float]],
-        first: np.ndarray,
-        counts: np.ndarray,
-        sums: np.ndarray,
-        columns: list[list[Any]],
-    ) -> None:
-        self.edges, self.first, self.counts, self.sums = edges, first, counts, sums
-        self.columns = columns
-
-    @classmethod
-    def joined(cls, parts: list[_NumericStats]) -> _NumericStats:
-        """The stats of several groups of columns as one, their columns in turn."""
-        if len(parts) == 1:
-            return parts[0]
-        starts = np.cumsum([0] + [int(p.first[-1]) for p in parts])
-        first = [p.first[:-1] + at for p, at in zip(parts, starts.tolist(), strict=False)]
-        return cls(
-            [e for p in parts for e in p.edges],
-            np.concatenate([*first, starts[-1:]]),
-            np.concatenate([np.zeros(0, dtype=np.int64)] + [p.counts for p in parts]),
-            np.concatenate([np.zeros(0)] + [p.sums for p in parts]),
-            [c for p in parts for c in p.columns],
-        )
-
-    def merge(self, other: _NumericStats) -> None:
-        """Add ``other`` (the same columns on the same edges) to these stats."""
-        for mine, theirs in zip(self.columns, other.columns, strict=True):
-            count, nulls, non_finite, invalid, low, high, mean, m2 = mine
-            mean, m2 = _merge_moments(count, mean, m2, theirs[0], theirs[6], theirs[7])
-            mine[:] = [
-                count + theirs[0],
-                nulls + theirs[1],
-                non_finite + theirs[2],
-                invalid + theirs[3],
-                _extreme(min, low, theirs[4]),
-                _extreme(max, high, theirs[5]),
-                mean,
-                m2,
-            ]
-        # Slot by slot, as the profiles' lists add: the same float additions.
-        self.counts = self.counts + other.counts
-        self.sums = self.sums + other.sums
-
-    def profiles(self) -> list[NumericProfile]:
-        first, counts, sums = self.first.tolist(), self.counts.tolist(), self.sums.tolist()
-        profiles = []
-        for i, (column_edges, column) in enumerate(zip(self.edges, self.columns, strict=True)):
-            count, nulls, non_finite, invalid, low, high, mean, m2 = column
-            c, s = counts[first[i] : first[i + 1]], sums[first[i] : first[i + 1]]
-            profiles.append(
-                NumericProfile(
-                    count=count,
-                    nulls=nulls,
-                    non_finite=non_finite,
-                    invalid=invalid,
-                    min=low,
-                    max=high,
-                    mean=mean,
-                    m2=m2,
-                    edges=column_edges,
-                    counts=c[1:-1],
-                    underflow=c[0],
-                    overflow=c[-1],
-                    sums=s,
-                )
-            )
-        return profiles
-
-
-def _column_stats(
-    values: np.ndarray,
-    invalid: np.ndarray,
-    edges: list[list[float]],
-    bounds: np.ndarray,
-    first: np.ndarray,
-) -> _NumericStats:
-    """One pass over the rows of ``values`` (one column each) in cache-sized chunks of
-    ``CHUNK`` values per column: moments merge chunk by chunk, as windows do.
-
-    All columns' histogram slots ``[underflow, bin_0, ..., overflow]`` sit side by side in
-    one array (``bounds`` and ``first``: see ``_slot_bounds``), so a chunk's counts and sums
-    are two ``bincount`` calls for all columns; non-finite values go to one extra slot at
-    the end, which is dropped."""
-    k, n = values.shape
-    trash = int(first[-1])
-    counts = np.zeros(trash + 1, dtype=np.int64)
-    sums = np.zeros(trash + 1, dtype=np.float64)
-    nan = np.zeros(k, dtype=np.int64)
-    # Moments and extremes merge in Python ints and floats, exactly as windows merge them.
-    count, mean, m2 = [0] * k, [0.0] * k, [0.0] * k
-    low, high = [np.inf] * k, [-np.inf] * k
-    with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, n, CHUNK):
-            chunk = values[:, start : start + CHUNK]
-            finite = np.isfinite(chunk)
-            clean = finite.all(axis=1)
-            for i, size, lo, hi, chunk_mean, squares in _chunk_moments(chunk, finite, clean):
-                mean[i], m2[i] = _merge_moments(count[i], mean[i], m2[i], size, chunk_mean, squares)
-                count[i] += size
-                low[i], high[i] = min(low[i], lo), max(high[i], hi)
-            slot = _slots(bounds, chunk) + first[:-1, None]
-            if not clean.all():
-                slot[~finite] = trash
-                for i in np.flatnonzero(~clean).tolist():
-                    nan[i] += np.count_nonzero(np.isnan(chunk[i]))
-            counts += np.bincount(slot.ravel(), minlength=trash + 1)
-            sums += np.bincount(slot.ravel(), weights=chunk.ravel(), minlength=trash + 1)
-    columns = [
-        [
-            count[i],
-            int(nan[i] - invalid[i]),
-            n - int(nan[i]) - count[i],
-            int(invalid[i]),
-            low[i] if count[i] else None,
-            high[i] if count[i] else None,
-            mean[i],
-            m2[i],
-        ]
-        for i in range(k)
-    ]
-    return _NumericStats(edges, first, counts[:trash], sums[:trash], columns)
-
-
-def _chunk_moments(
-    chunk: np.ndarray, finite: np.ndarray, clean: np.ndarray
-) -> list[tuple[int, int, float, float, float, float]]:
-    """Per row with finite values: (row, their number, min, max, mean, sum of squared
-    deviations). Rows that are all finite are reduced together; the others one by one on
-    their finite values (the same reductions on the same contiguous values: same rounding)."""
-    out = []
-    rows = np.flatnonzero(clean)
-    if rows.size and chunk.shape[1]:
-        block = chunk if rows.size == len(chunk) else chunk[rows]
-        means = block.mean(axis=1)
-        # square and sum in numpy, not BLAS: a threaded ddot stalls on a busy machine; in
-        # place, so the chunk needs one temporary, not two (each a fresh mapping to fault in)
-        deviations = block - means[:, None]
-        squares = np.square(deviations, out=deviations).sum(axis=1)
-        size = block.shape[1]
-        lows, highs = block.min(axis=1).tolist(), block.max(axis=1).tolist()
-        for i, lo, hi, m, q in zip(
-            rows.tolist(), lows, highs, means.tolist(), squares.tolist(), strict=True
-        ):
-            out.append((i, size, lo, hi, m, q))
-    for i in np.flatnonzero(~clean).tolist():
-        kept = chunk[i][finite[i]]
-        if kept.size:
-            m = float(kept.mean())
-            squares = float(np.square(kept - m).sum())
-            out.append((i, kept.size, float(kept.min()), float(kept.max()), m, squares))
-    return out
-
-
-def _slot_bounds(edges: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Each column's bounds as a row, padded with +inf (no finite value reaches it), and
-    where each column's slots start in the shared slot array (plus the end).
-
-    The last bin is closed, so its upper bound moves up by one ulp. A column without edges
-    (a reference column that was empty) has one bound, -inf: every value is overflow.
-
-    Serving profiles every batch against the same reference edges: the bounds are kept for
-    the last few edge lists (read-only), which costs a tenth of building them."""
-    return _bounds_of(tuple(map(tuple, edges)))
-
-
-@functools.lru_cache(maxsize=32)
-def _bounds_of(edges: tuple[tuple[float, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
-    width = max((len(e) for e in edges), default=1) or 1
-    bounds = np.full((len(edges), width), np.inf)
-    slots = np.empty(len(edges), dtype=np.int64)
-    for i, column_edges in enumerate(edges):
-        if column_edges:
-            bounds[i, : len(column_edges)] = column_edges
-            bounds[i, len(column_edges) - 1] = np.nextafter(column_edges[-1], np.inf)
-        else:
-            bounds[i, 0] = -np.inf
-        slots[i] = max(len(column_edges), 1) + 1
-    first = np.concatenate(([0], np.cumsum(slots)))
-    bounds.flags.writeable = first.flags.writeable = False  # shared by later calls
-    return bounds, first
-
-
-def _slots(bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """For each value, how many bounds of its row are <= it (``searchsorted(side="right")``)."""
-    if bounds.shape[1] > 64:
-        return np.stack(
-            [np.searchsorted(b, v, side="right") for b, v in zip(bounds, values, strict=True)]
-        )
-    # A few vectorized comparisons beat a binary search per value by about 6x; into one
-    # buffer, added as bytes (adding booleans to bytes casts them on every call).
-    slot = np.zeros(values.shape, dtype=np.uint8)
-    above = np.empty(values.shape, dtype=bool)
-    for j in range(bounds.shape[1]):
-        np.greater_equal(values, bounds[:, j : j + 1], out=above)
-        slot += above.view(np.uint8)
-    return slot
-
-
-def _quantile_edges(values: np.ndarray, bins: int) -> list[float]:
-    finite = np.isfinite(values)
-    if not finite.any():
-        return []
-    low = float(values.min(where=finite, initial=np.inf))
-    high = float(values.max(where=finite, initial=-np.inf))
-    # Interior edges come from at most ~2 * QUANTILE_SAMPLE evenly strided values (their
-    # error is far below a bin's width); the outer edges are the exact min and max.
-    step = max(values.size // QUANTILE_SAMPLE, 1)
-    sample = values[::step][finite[::step]]
-    if sample.size == 0:
-        sample = values[finite]
-    # inverted_cdf puts every edge on an observed value, so integer data bins as [k, k+1).
-    quantiles = np.quantile(sample, np.linspace(0.0, 1.0, bins + 1), method="inverted_cdf")
-    quantiles[0], quantiles[-1] = low, high
-    edges = np.unique(quantiles)
-    if edges.size == 1 or np.count_nonzero(values == high) > 1:
-        edges = np.append(edges, high)  # the maximum gets a closed bin [max, max] of its own
-    return edges.tolist()
 
 
 def _categorical_profile(
@@ -892,38 +532,6 @@ def _value_counts(series: pd.Series) -> tuple[list[str], np.ndarray]:
 # --- schema ---------------------------------------------------------------------------------
 
 
-_NUMPY_KINDS = {
-    "b": "boolean",
-    "i": "integer",
-    "u": "integer",
-    "f": "float",
-    "M": "datetime",
-    "m": "timedelta",
-}
-
-
-def _dtype_name(dtype: Any, frame: pd.DataFrame, name: str) -> str:
-    """The schema's name for a column's dtype (the column is read only for object ones)."""
-    if isinstance(dtype, np.dtype) and dtype.kind in _NUMPY_KINDS:
-        return _NUMPY_KINDS[dtype.kind]  # the common case, without pandas' dtype checks
-    if pd.api.types.is_bool_dtype(dtype):
-        return "boolean"
-    if isinstance(dtype, pd.CategoricalDtype):
-        return "category"
-    if pd.api.types.is_integer_dtype(dtype):
-        return "integer"
-    if pd.api.types.is_float_dtype(dtype):
-        return "float"
-    if pd.api.types.is_datetime64_any_dtype(dtype):
-        return "datetime"
-    if pd.api.types.is_timedelta64_dtype(dtype):
-        return "timedelta"
-    if pd.api.types.is_string_dtype(dtype) and dtype.kind != "O":
-        return "string"
-    inferred = pd.api.types.infer_dtype(frame[name], skipna=True)
-    return {"string": "string", "boolean": "boolean", "integer": "integer"}.get(inferred, "object")
-
-
 def _join_dtypes(a: str, b: str) -> str:
     """The dtype of two windows together: equal stays, integer+float is float, else mixed."""
     if a == b:
@@ -931,25 +539,3 @@ def _join_dtypes(a: str, b: str) -> str:
     if {a, b} == {"integer", "float"}:
         return "float"
     return "mixed"
-
-
-def _merge_moments(
-    na: int, mean_a: float, m2_a: float, nb: int, mean_b: float, m2_b: float
-) -> tuple[float, float]:
-    """Chan et al.'s parallel update, written symmetrically so a+b == b+a bit for bit."""
-    if na == 0:
-        return mean_b, m2_b
-    if nb == 0:
-        return mean_a, m2_a
-    n = na + nb
-    delta = mean_b - mean_a
-    mean = mean_a * (na / n) + mean_b * (nb / n)
-    return mean, m2_a + m2_b + delta * delta * (na * nb / n)
-
-
-def _extreme(pick: Any, a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return pick(a, b)
