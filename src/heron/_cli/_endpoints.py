@@ -186,7 +186,7 @@ def serve(
     The server follows the endpoint: a new revision, or a moved alias, is loaded and warmed,
     then traffic moves to it without a restart. Ready when GET /health/ready answers 200.
     """
-    from heron._serving._app import ServeOptions
+    from heron._serving._options import ServeOptions
     from heron._serving._run import serve as run
     from heron._settings import Settings
 

@@ -31,13 +31,22 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from heron._errors import HeronError, InvalidInput
-from heron._models._signature import unpack_payload
+from heron._serving._asgi import (
+    GUARDED,
+    JSON_HEADERS,
+    BodyTooLarge,
+    header,
+    parse_json,
+    parse_payload,
+    read_body,
+    send_error,
+    send_json,
+)
 from heron._serving._log import (
     Entry,
     PredictionLogger,
@@ -48,6 +57,7 @@ from heron._serving._log import (
 )
 from heron._serving._metrics import CONTENT_TYPE, ServerMetrics
 from heron._serving._model import ServedModel, dump_predictions, load_served_model, rows_of
+from heron._serving._options import ServeOptions
 from heron._serving._routing import Routing
 
 if TYPE_CHECKING:
@@ -60,50 +70,6 @@ if TYPE_CHECKING:
     from heron._serving._profiling import ProfileSink
 
 log = logging.getLogger("heron.serving")
-
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """How one prediction server behaves (``heron serve`` options)."""
-
-    endpoint: str
-    poll_interval: float = 1.0
-    max_body_bytes: int = 8 * 1024 * 1024
-    log_predictions: bool = True
-    log_capacity: int = 10_000
-    # Bytes queued for the log (inputs, outputs, validated arrays) before requests are
-    # dropped, counted. The flusher works through a quarter of this at a time, so the bound
-    # and the batch in hand are what logging adds to resident memory under heavy load:
-    # 8 MB kept heron serve ~15 MB smaller than 16 MB did under 100-row requests, where the
-    # flusher is the bottleneck and the queue a backlog of a second or two either way.
-    log_max_bytes: int = 8 * 1024 * 1024
-    # Few large batches: each batch costs a transaction per sink and a profile per column
-    # and monitor whatever its size (~10 ms of the interpreter the requests share).
-    log_batch_size: int = 2_000
-    log_interval: float = 2.0
-    log_sample: float = 1.0  # share of requests whose inputs are kept in the raw log
-    log_input_bytes_per_second: float | None = 4 * 1024 * 1024  # inputs kept at most this fast
-    log_retention: int | None = 1_000_000  # rows kept per endpoint in the raw log
-    batch_wait_ms: float = 0.0  # adaptive micro-batching: 0 is off
-    max_batch_rows: int = 256
-    shadow_capacity: int = 1_000
-    keep_versions: int = 4  # extra recently served versions kept loaded (fast rollback)
-    auth: bool | None = None  # bearer tokens required; None: when the store has users
-    profile_traffic: bool = True  # fold every request into per-minute monitor profiles
-    proba_rows_per_second: float | None = 2_000  # rows whose class probabilities are logged
-    # The sampled raw log as Parquet files in the artifact store (see _parquet): off unless
-    # asked for; a file is rolled every parquet_rows rows or parquet_seconds, whichever first.
-    parquet_log: bool = False
-    parquet_sample: float = 0.1
-    parquet_rows: int = 10_000
-    parquet_seconds: float = 300.0
-
-
-class BodyTooLarge(HeronError):
-    status_code = 413
-    code = "too_large"
 
 
 class PredictionServer:
@@ -326,10 +292,10 @@ class PredictionServer:
         kind = scope["type"]
         if kind == "http":
             path, method = scope["path"], scope["method"]
-            if path in _GUARDED:
+            if path in GUARDED:
                 if self.routing is None:
                     # Until then authentication may be undecided and the log not started.
-                    await _error(send, 503, "unavailable", "models are still loading")
+                    await send_error(send, 503, "unavailable", "models are still loading")
                     return
                 if self.tokens is not None and not await self._allowed(scope, send):
                     return
@@ -337,17 +303,17 @@ class PredictionServer:
                 if method == "POST":
                     await self._predict(scope, receive, send)
                 else:
-                    await _error(send, 405, "method_not_allowed", "use POST")
+                    await send_error(send, 405, "method_not_allowed", "use POST")
             elif path == "/feedback" and method == "POST":
                 await self._feedback(scope, receive, send)
             elif path == "/health/live":
-                await _json(send, 200, b'{"status":"live"}')
+                await send_json(send, 200, b'{"status":"live"}')
             elif path == "/health/ready":
                 await self._ready(send)
             elif path == "/metrics":
                 await self._metrics(send)
             else:
-                await _error(send, 404, "not_found", f"no route {method} {path}")
+                await send_error(send, 404, "not_found", f"no route {method} {path}")
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -355,7 +321,7 @@ class PredictionServer:
         """Whether the request carries a valid token; if not, answer 401/403/429."""
         tokens = self.tokens
         assert tokens is not None
-        authorization = _header(scope, b"authorization")
+        authorization = header(scope, b"authorization")
         if tokens.cached(authorization):
             return True
         client = scope.get("client")
@@ -364,7 +330,7 @@ class PredictionServer:
         if refusal is None:
             return True
         self.metrics.request("", "", refusal.status).inc()
-        headers = list(_JSON_HEADERS)
+        headers = list(JSON_HEADERS)
         if refusal.status == 401:
             headers.append((b"www-authenticate", b"Bearer"))
         if refusal.retry_after is not None:
@@ -384,10 +350,10 @@ class PredictionServer:
         served: ServedModel | None = None
         status = 200
         try:
-            body = await _read_body(scope, receive, self.options.max_body_bytes)
+            body = await read_body(scope, receive, self.options.max_body_bytes)
             routing = self.routing
             assert routing is not None, "__call__ answers 503 until the models are routed to"
-            data = _parse(body)
+            data = parse_payload(body)
             served = routing.choose(scope, data)
             predictions, prepared = await self._run_model(served, data, body)
             out = dump_predictions(predictions)
@@ -396,7 +362,7 @@ class PredictionServer:
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [*_JSON_HEADERS, (b"x-request-id", request_id.encode())],
+                    "headers": [*JSON_HEADERS, (b"x-request-id", request_id.encode())],
                 }
             )
             await send(
@@ -423,14 +389,14 @@ class PredictionServer:
                 self._shadow(routing, data, body, request_id)
         except InvalidInput as exc:
             status = 422
-            await _error(send, 422, exc.code, exc.message, exc.field)
+            await send_error(send, 422, exc.code, exc.message, exc.field)
         except BodyTooLarge as exc:
             status = 413
-            await _error(send, 413, exc.code, exc.message)
+            await send_error(send, 413, exc.code, exc.message)
         except Exception:
             status = 500
             log.exception("endpoint %s: prediction failed", self.endpoint)
-            await _error(send, 500, "internal_error", "internal error; see the server log")
+            await send_error(send, 500, "internal_error", "internal error; see the server log")
         finally:
             self._in_flight -= 1
             metrics.in_flight.dec()
@@ -551,21 +517,21 @@ class PredictionServer:
 
     async def _feedback(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
-            payload = _parse_json(await _read_body(scope, receive, self.options.max_body_bytes))
+            payload = parse_json(await read_body(scope, receive, self.options.max_body_bytes))
             items = payload.get("feedback") if isinstance(payload, dict) else None
             if not isinstance(items, list) or not items:
                 raise InvalidInput(
                     'the body needs "feedback": [{"request_id", "label"}, ...]', field="feedback"
                 )
             result = await asyncio.to_thread(self._store_feedback, items)
-            await _json(send, 200, orjson.dumps(result.model_dump(mode="json")))
+            await send_json(send, 200, orjson.dumps(result.model_dump(mode="json")))
         except BodyTooLarge as exc:
-            await _error(send, 413, exc.code, exc.message)
+            await send_error(send, 413, exc.code, exc.message)
         except HeronError as exc:
-            await _error(send, exc.status_code, exc.code, exc.message, exc.field)
+            await send_error(send, exc.status_code, exc.code, exc.message, exc.field)
         except Exception:
             log.exception("endpoint %s: feedback failed", self.endpoint)
-            await _error(send, 500, "internal_error", "internal error; see the server log")
+            await send_error(send, 500, "internal_error", "internal error; see the server log")
 
     def _store_feedback(self, items: list[Any]) -> Any:
         if self.logger is not None:
@@ -575,7 +541,7 @@ class PredictionServer:
     async def _ready(self, send: Any) -> None:
         routing = self.routing
         if routing is None:
-            await _json(send, 503, b'{"status":"loading"}')
+            await send_json(send, 503, b'{"status":"loading"}')
             return
         body = {
             "status": "ready",
@@ -584,7 +550,7 @@ class PredictionServer:
             "versions": [f"{m.model}/{m.version}" for m in routing.variants],
             "shadow": [f"{m.model}/{m.version}" for m in routing.shadows],
         }
-        await _json(send, 200, orjson.dumps(body))
+        await send_json(send, 200, orjson.dumps(body))
 
     async def _metrics(self, send: Any) -> None:
         if self.logger is not None:
@@ -608,61 +574,3 @@ class PredictionServer:
                 await asyncio.to_thread(self.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-# --- small ASGI helpers ------------------------------------------------------------------
-
-_GUARDED = frozenset(("/predict", "/feedback", "/metrics"))
-
-
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                raise InvalidInput("content-length is not a number", field="body") from None
-            if declared > limit:
-                raise BodyTooLarge(f"the body is larger than {limit} bytes")
-            break
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"the body is larger than {limit} bytes")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
-
-
-def _parse(body: bytes) -> Any:
-    return unpack_payload(_parse_json(body))
-
-
-async def _json(send: Any, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _error(send: Any, status: int, code: str, message: str, field: str | None = None) -> None:
-    body = orjson.dumps({"error": {"code": code, "message": message, "field": field}})
-    await _json(send, status, body)

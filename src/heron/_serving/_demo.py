@@ -30,7 +30,8 @@ def serve_predictions(client: Client, state: dict[str, Any]) -> None:
     """Serve the champion: an endpoint, live traffic with a shift, feedback, a live check."""
     import httpx
 
-    from heron._serving._app import PredictionServer, ServeOptions
+    from heron._serving._app import PredictionServer
+    from heron._serving._options import ServeOptions
     from heron.testing import serve_in_thread
 
     X, y = state["X"], state["y"]

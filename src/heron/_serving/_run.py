@@ -23,8 +23,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from heron._serving._app import PredictionServer, ServeOptions
+from heron._serving._app import PredictionServer
 from heron._serving._metrics import MULTIPROCESS_ENV
+from heron._serving._options import ServeOptions
 from heron._settings import Settings
 
 
