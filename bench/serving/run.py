@@ -4,9 +4,10 @@ Every server serves the same scikit-learn model (LogisticRegression on breast_ca
 one worker; load comes from wrk in a separate process, at 8 and 64 connections, with 1-row
 and 100-row requests. Heron runs with prediction logging on (the endpoint watched by a
 monitor, so per-minute profiles of all traffic are built too), on without a monitor, and
-off. Reported: requests/s, p50 and p99 latency, resident memory after the runs and time to
-ready. The printed table is written to bench/serving/RESULTS.md with the command that made
-it.
+off. Reported: requests/s, p50 and p99 latency (best round), logging's cost (median of
+rounds, each pair of runs back to back), resident memory right after the runs and at rest
+a few seconds later, and time to ready. The printed table is written to
+bench/serving/RESULTS.md with the command that made it.
 
     .venv/bin/python bench/serving/run.py                # everything (~5 min, more at first)
     .venv/bin/python bench/serving/run.py --duration 5 --skip-mlflow
@@ -42,6 +43,7 @@ WORK = ROOT / "bench" / "results" / "serving"
 MLFLOW_VENV = ROOT / "bench" / ".venv-mlflow"
 VENV_BIN = Path(sys.executable).parent
 MLFLOW_SPEC = "mlflow>=3.0"
+REST_SECONDS = 12.0  # after the last run, before resident memory is read again
 
 
 @dataclass
@@ -266,6 +268,11 @@ def bench_all(
             runs[name]["rss"] = rss_mb(process)
             if name.startswith("heron"):
                 runs[name]["log"] = log_counts(url.rsplit("/", 1)[0])
+        # And at rest: what a server keeps once the load has stopped (Heron's flusher gives
+        # freed memory back to the system every 5 s).
+        time.sleep(REST_SECONDS)
+        for name, (_, process, _) in live.items():
+            runs[name]["rss_rest"] = rss_mb(process)
     return runs
 
 
@@ -326,9 +333,15 @@ def report(runs: dict[str, dict], seconds: float, rounds: int, load: float) -> s
                     + (f" ({r.errors} errors)" if r.errors else "")
                 )
             lines.append(f"| {rows} | {conns} | " + " | ".join(cells) + " |")
-    lines += ["", "| server | resident memory (MB) | ready (s) |", "|---|---:|---:|"]
+    lines += [
+        "",
+        "| server | resident memory after the load (MB) | at rest, "
+        f"{REST_SECONDS:.0f} s later (MB) | ready (s) |",
+        "|---|---:|---:|---:|",
+    ]
     for name in names:
-        lines.append(f"| {name} | {runs[name]['rss']:.0f} | {runs[name]['ready']:.2f} |")
+        run = runs[name]
+        lines.append(f"| {name} | {run['rss']:.0f} | {run['rss_rest']:.0f} | {run['ready']:.2f} |")
     logged = [name for name in names if runs[name].get("log", {}).get("requests")]
     if logged:
         lines += [
@@ -396,7 +409,9 @@ def ratios(runs: dict[str, dict]) -> list[str]:
     if "mlflow" in runs:
         out.append("")
         out.append(
-            f"Resident memory Heron / MLflow: {runs['heron']['rss'] / runs['mlflow']['rss']:.2f}"
+            "Resident memory Heron / MLflow: "
+            f"{runs['heron']['rss'] / runs['mlflow']['rss']:.2f} after the load, "
+            f"{runs['heron']['rss_rest'] / runs['mlflow']['rss_rest']:.2f} at rest"
         )
     return out
 
