@@ -15,10 +15,13 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class BodyTooLarge(HeronError):
+    """A request body over the server's limit (``--max-body-mb``): a 413."""
+
     status_code = 413
     code = "too_large"
 
 
+# Answered only once the models are loaded, and only with a token when auth is on.
 GUARDED = frozenset(("/predict", "/feedback", "/metrics"))
 
 
