@@ -225,6 +225,41 @@ def test_prediction_log_window_and_feedback(client: heron.Client) -> None:
     assert client.log_feedback("other", [{"request_id": "r0", "label": 1}]).unknown == ["r0"]
 
 
+def test_trimming_the_log_takes_the_probabilities_of_the_rows_it_deletes(
+    settings: heron.Settings,
+) -> None:
+    """Retention trims class probabilities with their log rows, on both backends: a row
+    whose request sorts before the cutoff but is still logged (answered in the same
+    millisecond) keeps its probabilities; probabilities without a log row go."""
+    from sqlalchemy import select
+
+    from heron._predictions import insert_rows
+    from heron._services import Services
+    from heron._store import _tables as t
+
+    services = Services(settings)
+    # Logged in this order: "a5" sorts before "a9" (the newest row trimmed) but is kept.
+    ids = ["a1", "a2", "a9", "a5", "b1", "c1"]
+    services.predictions.write_log_rows(
+        [
+            (i, "cancer", 1, "clf", 1, False, 1000 + n, 1.0, 1, None, "[0]")
+            for n, i in enumerate(ids)
+        ]
+    )
+    proba = [("cancer", i, "clf", 1, "[0, 1]", "[[0.9, 0.1]]") for i in [*ids, "a0"]]
+    proba.append(("other", "a1", "clf", 1, "[0, 1]", "[[0.5, 0.5]]"))
+    with services.metadata.write() as conn:
+        columns = ("endpoint", "request_id", "model", "version", "classes", "proba")
+        insert_rows(conn, "prediction_proba", columns, proba)
+
+    assert services.predictions.trim_predictions("cancer", 3) == 3  # a1, a2, a9
+    table = t.prediction_proba
+    with services.metadata.read() as conn:
+        left = conn.execute(select(table.c.endpoint, table.c.request_id)).all()
+    assert sorted(left) == [("cancer", "a5"), ("cancer", "b1"), ("cancer", "c1"), ("other", "a1")]
+    services.close()
+
+
 def test_prediction_log_pages(client: heron.Client) -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     client._call("log_predictions", records=[_record(f"r{i}", t0) for i in range(7)])

@@ -271,6 +271,38 @@ def test_metrics_say_what_each_log_sink_costs(
     assert len(store.list_predictions(endpoint).items) == 3
 
 
+def test_trimming_the_log_trims_its_class_probabilities(
+    store: heron.Client, endpoint: str, data: Any
+) -> None:
+    """Retention bounds the raw log and the probabilities logged with it (they grew without
+    end before)."""
+    from sqlalchemy import select
+
+    from heron._store import _tables as t
+
+    X, _ = data
+    proba = t.prediction_proba
+    services = store.transport.services
+
+    def probabilities() -> list[str]:
+        query = select(proba.c.request_id).where(proba.c.endpoint == endpoint)
+        with services.metadata.read() as conn:
+            return list(conn.execute(query.order_by(proba.c.id)).scalars())
+
+    with running(store, endpoint, log_interval=3600) as (url, server):
+        ids = [
+            httpx.post(f"{url}/predict", json={"instances": _records(X, 1, i)}).json()["request_id"]
+            for i in range(5)
+        ]
+        server.logger.flush()
+    assert probabilities() == ids
+    assert services.predictions.trim_predictions(endpoint, 2) == 3
+    assert [r.request_id for r in store.list_predictions(endpoint).items] == ids[3:]
+    assert probabilities() == ids[3:]
+    assert services.predictions.trim_predictions(endpoint, 2) == 0
+    assert probabilities() == ids[3:]
+
+
 def test_a_full_log_queue_drops_and_counts(store: heron.Client, endpoint: str, data: Any):
     X, _ = data
     with running(store, endpoint, log_capacity=2, log_interval=3600) as (url, server):

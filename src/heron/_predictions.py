@@ -82,6 +82,25 @@ def insert_rows(
         start += size
 
 
+def _trim_probabilities(conn: Connection, endpoint: str, last_request_id: str) -> None:
+    """Delete the class probabilities whose log row is gone, up to ``last_request_id``, the
+    newest request trimmed. Request ids are time-ordered, so the range is what the trims
+    since the last one left; a request answered in the same millisecond as that one may
+    sort either side of it, so each row in the range is deleted only when its log row is
+    really gone."""
+    log, proba = t.prediction_log, t.prediction_proba
+    logged = (
+        select(log.c.id)
+        .where(log.c.endpoint == endpoint, log.c.request_id == proba.c.request_id)
+        .exists()
+    )
+    conn.execute(
+        delete(proba).where(
+            proba.c.endpoint == endpoint, proba.c.request_id <= last_request_id, ~logged
+        )
+    )
+
+
 class PredictionRecord(Entity):
     """One answered request (one model version; a shadow answer is a record of its own)."""
 
@@ -245,19 +264,23 @@ class PredictionService(Service):
         return FeedbackResult(accepted=len(rows), unknown=[i for i in ids if i not in known])
 
     def trim_predictions(self, endpoint: str, keep: int) -> int:
-        """Delete all but the newest ``keep`` rows of ``endpoint``'s log; returns how many."""
+        """Delete all but the newest ``keep`` rows of ``endpoint``'s log, and the class
+        probabilities of the requests deleted; returns how many log rows went."""
         log = t.prediction_log
         with self.store.write() as conn:
             cutoff = conn.execute(
-                select(log.c.id)
+                select(log.c.id, log.c.request_id)
                 .where(log.c.endpoint == endpoint)
                 .order_by(log.c.id.desc())
                 .offset(keep)
                 .limit(1)
-            ).scalar()
+            ).first()
             if cutoff is None:
                 return 0
-            result = conn.execute(delete(log).where(log.c.endpoint == endpoint, log.c.id <= cutoff))
+            result = conn.execute(
+                delete(log).where(log.c.endpoint == endpoint, log.c.id <= cutoff.id)
+            )
+            _trim_probabilities(conn, endpoint, cutoff.request_id)
             return int(result.rowcount or 0)
 
     def record_prediction_log_file(
