@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 
 from heron._entities import ColumnSchema, Dataset, DatasetVersion, Page
 from heron._errors import InvalidInput, NotFound
 from heron._names import check_name
 from heron._services import Service, check_limit, next_token, page_offset
 from heron._store import _tables as t
-from heron._store._sql import insert_unique
+from heron._store._sql import insert_unique, latest_version
 
 _DIGEST_LEN = 64
 
@@ -54,13 +54,9 @@ class DatasetService(Service):
             ).scalar()
             if existing is not None:
                 return self._version(conn, name, existing)
+            versions = t.dataset_versions.c
             version = 1 + (
-                conn.execute(
-                    select(func.max(t.dataset_versions.c.version)).where(
-                        t.dataset_versions.c.dataset_id == dataset_id
-                    )
-                ).scalar()
-                or 0
+                latest_version(conn, versions.version, versions.dataset_id, dataset_id) or 0
             )
             conn.execute(
                 insert(t.dataset_versions).values(
@@ -148,11 +144,8 @@ class DatasetService(Service):
         row = conn.execute(select(t.datasets).where(t.datasets.c.name == name)).mappings().first()
         if row is None:
             raise NotFound(f"dataset {name!r} does not exist", field="name")
-        latest = conn.execute(
-            select(func.max(t.dataset_versions.c.version)).where(
-                t.dataset_versions.c.dataset_id == row["id"]
-            )
-        ).scalar()
+        versions = t.dataset_versions.c
+        latest = latest_version(conn, versions.version, versions.dataset_id, row["id"])
         return Dataset(
             name=row["name"],
             description=row["description"],

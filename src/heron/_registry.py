@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from heron._entities import (
     AliasChange,
@@ -26,7 +26,7 @@ from heron._errors import Conflict, InvalidInput, NotFound
 from heron._names import check_name
 from heron._services import Service, check_limit, next_token, page_offset
 from heron._store import _tables as t
-from heron._store._sql import insert_unique, upsert
+from heron._store._sql import insert_unique, latest_version, upsert
 
 # (connection, model name, version) -> a description of what still uses the version, or None.
 ReferenceCheck = Callable[[Connection, str, int], "str | None"]
@@ -118,14 +118,8 @@ class RegistryService(Service):
                 datasets = datasets if datasets is not None else run.inputs
             for ref in datasets or []:
                 self.services.datasets.version_id(conn, ref.name, ref.version)
-            version = 1 + (
-                conn.execute(
-                    select(func.max(t.model_versions.c.version)).where(
-                        t.model_versions.c.model_id == model_id
-                    )
-                ).scalar()
-                or 0
-            )
+            versions = t.model_versions.c
+            version = 1 + (latest_version(conn, versions.version, versions.model_id, model_id) or 0)
             conn.execute(
                 insert(t.model_versions).values(
                     model_id=model_id,
@@ -398,11 +392,8 @@ class RegistryService(Service):
                 )
             ).all()
         )
-        latest = conn.execute(
-            select(func.max(t.model_versions.c.version)).where(
-                t.model_versions.c.model_id == row["id"]
-            )
-        ).scalar()
+        versions = t.model_versions.c
+        latest = latest_version(conn, versions.version, versions.model_id, row["id"])
         return RegisteredModel(
             name=row["name"],
             description=row["description"],

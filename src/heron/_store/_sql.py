@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Column, Connection, Table, func, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from heron._errors import AlreadyExists
@@ -40,3 +40,11 @@ def insert_unique(conn: Connection, stmt: Any, what: str, field: str = "name") -
             return conn.execute(stmt)
     except SAIntegrityError as exc:
         raise AlreadyExists(f"{what} already exists", field=field) from exc
+
+
+def latest_version(
+    conn: Connection, version: Column[Any], parent: Column[Any], key: Any
+) -> int | None:
+    """The highest ``version`` among the rows whose ``parent`` is ``key`` (None if none):
+    the latest version of a model or a dataset, and one less than the next."""
+    return conn.execute(select(func.max(version)).where(parent == key)).scalar()
