@@ -235,7 +235,7 @@ def bench_all(
             process, ready = stack.enter_context(started(server, port))
             path = "/invocations" if server.name == "mlflow" else "/predict"
             live[server.name] = (server, process, f"http://127.0.0.1:{port}{path}")
-            runs[server.name] = {"ready": ready, "results": {}, "rounds": {}}
+            runs[server.name] = {"ready": ready, "rounds": {}}
             print(f"{server.name}: ready in {ready:.2f}s", flush=True)
         for rows in (1, 100):
             for server, _, url in live.values():
@@ -255,9 +255,6 @@ def bench_all(
                         if name.startswith("heron"):
                             drain(url.rsplit("/", 1)[0])
                         runs[name]["rounds"].setdefault((rows, connections), []).append(result)
-                        best = runs[name]["results"].get((rows, connections))
-                        if best is None or result.rps > best.rps:
-                            runs[name]["results"][(rows, connections)] = result
                         print(
                             f"  {name:>12} {rows:>3} rows, {connections:>2} conns: "
                             f"{result.rps:8.0f} req/s  p50 {result.p50:7.2f} ms  "
@@ -265,6 +262,9 @@ def bench_all(
                             flush=True,
                         )
         for name, (_, process, url) in live.items():
+            # The best round per cell, for the throughput and latency tables.
+            rounds = runs[name]["rounds"].items()
+            runs[name]["results"] = {cell: max(rs, key=lambda r: r.rps) for cell, rs in rounds}
             runs[name]["rss"] = rss_mb(process)
             if name.startswith("heron"):
                 runs[name]["log"] = log_counts(url.rsplit("/", 1)[0])
