@@ -1,9 +1,10 @@
-"""Profiles of all serving traffic: every request counts in live drift, whatever the raw
-sample kept."""
+"""Profiles of serving traffic: every request within the profile row budget counts in live
+drift, whatever the raw sample kept; the others are counted."""
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,6 +80,32 @@ def test_every_request_is_profiled_beyond_the_raw_sample(store: heron.Client, da
     assert sum(c.rows for c in checks) == 360  # every row sent, none from the raw sample
     assert all(any("profiled from all" in n for n in c.notes) for c in checks)
     assert "mean radius" in {name for c in checks for name in c.drifted_names()}
+
+
+def test_requests_beyond_the_profile_budget_are_counted_not_profiled(
+    store: heron.Client, data: Any
+) -> None:
+    X, _ = data
+    # 20 rows a second with one second of burst: the first five 4-row requests, and about
+    # one more per 200 ms the rest take; every request still reaches the raw log.
+    server = _serve(store, profile_rows_per_second=20)
+    try:
+        with serve_in_thread(server) as url:
+            _send(url, X, 40, 4)
+    finally:
+        server.close()
+    assert len(store.list_predictions("cancer").items) == 40
+
+    checks = store.run_monitor("live", until=datetime.now(UTC) + timedelta(hours=2))
+    profiled_rows = sum(c.rows for c in checks)
+    assert 20 <= profiled_rows < 160 and profiled_rows % 4 == 0
+    notes = [n for c in checks for n in c.notes if n.startswith("profiled from")]
+    assert notes and all(" of " in n and "profile row budget" in n for n in notes)
+    # profiled + unprofiled requests, over the windows, are the 40 sent
+    counts = [re.match(r"profiled from (\d+) of (\d+) requests", n) for n in notes]
+    assert all(counts)
+    assert sum(int(m.group(2)) for m in counts if m) == 40
+    assert sum(int(m.group(1)) for m in counts if m) == profiled_rows // 4
 
 
 def test_profiles_of_validated_inputs_equal_profiles_of_the_frame_sent(

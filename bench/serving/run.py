@@ -3,7 +3,7 @@
 Every server serves the same scikit-learn model (LogisticRegression on breast_cancer) with
 one worker; load comes from wrk in a separate process, at 8 and 64 connections, with 1-row
 and 100-row requests. Heron runs with prediction logging on (the endpoint watched by a
-monitor, so per-minute profiles of all traffic are built too), on without a monitor, and
+monitor, so per-minute profiles are built too, within their row budget), on without a monitor, and
 off. Reported: requests/s, p50 and p99 latency (best round), logging's cost (median of
 rounds, each pair of runs back to back), resident memory right after the runs and at rest
 a few seconds later, and time to ready. The printed table is written to
@@ -111,8 +111,8 @@ def write_bodies() -> dict[tuple[str, int], Path]:
 def prepare_heron(home: Path, monitored: bool = True) -> Path:
     """A Heron store with cancer-clf@champion behind endpoint ``cancer``, watched by a
     monitor unless told not to (logging then costs what it does in production: the raw log,
-    class probabilities and per-minute profiles of all traffic); returns the model folder
-    (the bare app loads the same files)."""
+    class probabilities and per-minute profiles, each within its budget); returns the model
+    folder (the bare app loads the same files)."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
 

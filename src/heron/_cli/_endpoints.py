@@ -152,10 +152,22 @@ def serve(
         1.0, help="Share of requests whose inputs are kept in the raw log (0-1)."
     ),
     log_input_mb_per_s: float = typer.Option(
-        4.0, help="Budget for request inputs kept in the raw log, MB/s (0: no limit)."
+        0.5, help="Budget for request inputs kept in the raw log, MB/s (0: no limit)."
     ),
     log_retention: int = typer.Option(
         1_000_000, help="Raw log rows kept per endpoint (older ones are trimmed); 0 keeps all."
+    ),
+    profile_rows_per_s: float = typer.Option(
+        10_000,
+        min=0.0,
+        help="Rows a second folded into monitor profiles; requests beyond are counted, not "
+        "profiled (0: all).",
+    ),
+    proba_rows_per_s: float = typer.Option(
+        200,
+        min=0.0,
+        help="Rows a second whose class probabilities are logged for estimated performance "
+        "(0: none).",
     ),
     batch_wait_ms: float = typer.Option(
         0.0, help="Adaptive micro-batching: wait up to this long for concurrent requests."
@@ -201,6 +213,8 @@ def serve(
         log_sample=log_sample,
         log_input_bytes_per_second=log_input_mb_per_s * 1024 * 1024 or None,
         log_retention=log_retention or None,
+        profile_rows_per_second=profile_rows_per_s or None,
+        proba_rows_per_second=proba_rows_per_s or None,
         batch_wait_ms=batch_wait_ms,
         auth=auth,
         parquet_log=parquet_log,

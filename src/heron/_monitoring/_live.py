@@ -103,7 +103,7 @@ def _time_windows(
 def _profiled(
     conn: Connection, monitor: Monitor, digest: str, start_ms: int, end_ms: int, size_ms: int
 ) -> dict[tuple[int, str, int], dict[str, Any]]:
-    """The serving profiles of every request in the range, merged per window and version."""
+    """The serving profiles in the range, merged per window and version."""
     sp = t.serving_profiles
     query = _filtered(select(sp), monitor, sp).where(
         sp.c.reference == digest, sp.c.window_start >= start_ms, sp.c.window_start < end_ms
@@ -117,9 +117,15 @@ def _profiled(
         key = (start, r["model"], r["version"])
         have = merged.get(key)
         if have is None:
-            merged[key] = {"requests": r["requests"], "profile": profile, "predictions": out}
+            merged[key] = {
+                "requests": r["requests"],
+                "unprofiled": r["unprofiled"],
+                "profile": profile,
+                "predictions": out,
+            }
             continue
         have["requests"] += r["requests"]
+        have["unprofiled"] += r["unprofiled"]
         have["profile"] = have["profile"].merge(profile)
         if out is not None:
             have["predictions"] = (
@@ -137,7 +143,7 @@ def _profiled_summary(
     model: str,
     version: int,
 ) -> WindowSummary:
-    """A window from the profiles of all its requests; performance from the raw log, which
+    """A window from the profiles of its requests; performance from the raw log, which
     keeps every request's outputs (and feedback joins it)."""
     profile: DatasetProfile = stored["profile"]
     performance = estimated = None
@@ -160,7 +166,16 @@ def _profiled_summary(
         predictions=stored["predictions"],
         performance=performance,
         estimated_performance=estimated,
-        notes=[f"profiled from all {stored['requests']} requests"],
+        notes=[_profiled_note(stored["requests"], stored["unprofiled"])],
+    )
+
+
+def _profiled_note(requests: int, unprofiled: int) -> str:
+    if not unprofiled:
+        return f"profiled from all {requests} requests"
+    return (
+        f"profiled from {requests} of {requests + unprofiled} requests (the rest were beyond "
+        "the servers' profile row budget)"
     )
 
 

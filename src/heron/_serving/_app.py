@@ -103,6 +103,7 @@ class PredictionServer:
         self._profiles: ProfileSink | None = None
         self._parquet: ParquetSink | None = None
         self._proba_budget: RowBudget | None = None
+        self._profile_budget: RowBudget | None = None  # None: every request profiled
         self._request_ids = RequestIds()  # sorted by time: see RequestIds
         self._started = False
 
@@ -170,6 +171,10 @@ class PredictionServer:
             if profiles.enabled:
                 sinks.append(profiles)
                 self._profiles = profiles
+                if opts.profile_rows_per_second:
+                    from heron._serving._proba import RowBudget
+
+                    self._profile_budget = RowBudget(opts.profile_rows_per_second)
         if opts.log_predictions and opts.proba_rows_per_second:
             from heron._serving._proba import ProbaSink, RowBudget
 
@@ -420,7 +425,7 @@ class PredictionServer:
         """Enqueue one answered request (``answer``: the predictions as JSON and as the model
         returned them): references only, the flusher does the work. The validated input and
         the predictions are kept for monitor profiles (when a monitor watches) and for class
-        probabilities (within their row budget); the body only where profiles need it and
+        probabilities, each within its row budget; the body only where profiles need it and
         the input cannot be profiled, or where the Parquet log samples the request."""
         logger = self.logger
         assert logger is not None
@@ -429,6 +434,8 @@ class PredictionServer:
         inputs = logger.keep_inputs(body, now)
         profiles = self._profiles
         profiled = profiles is not None and profiles.active
+        if profiled and self._profile_budget is not None:
+            profiled = self._profile_budget.take(rows, now)
         budget = self._proba_budget
         proba = budget is not None and served.has_proba and budget.take(rows, now)
         framed = served.frames_prepared
@@ -457,6 +464,7 @@ class PredictionServer:
             served if keep else None,
             proba,
             predictions,
+            profiled,
         )
         logger.put(entry, entry_size(out, inputs, kept_body, prepared))
 

@@ -90,6 +90,7 @@ class Entry(NamedTuple):
     served: Any = None  # the ServedModel that answered (reads ``prepared``)
     proba: bool = False  # within the class-probability row budget
     predictions: Any = None  # what the model returned (``outputs`` before JSON), with prepared
+    profiled: bool = False  # within the profile row budget, while a monitor watches
 
 
 class PredictionSink(Protocol):

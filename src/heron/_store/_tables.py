@@ -523,10 +523,10 @@ monitor_events = Table(
 
 # --- serving profiles --------------------------------------------------------------------
 
-# Partial per-minute profiles of ALL serving traffic, one row per server process and minute
-# flushed; readers merge the rows of a window (profiles merge exactly). ``reference`` is the
-# digest of the reference profile whose bin edges they use: a monitor reads only rows built
-# on its own reference.
+# Partial per-minute profiles of serving traffic (within the servers' profile row budget),
+# one row per server process and minute flushed; readers merge the rows of a window
+# (profiles merge exactly). ``reference`` is the digest of the reference profile whose bin
+# edges they use: a monitor reads only rows built on its own reference.
 serving_profiles = Table(
     "serving_profiles",
     metadata,
@@ -536,7 +536,9 @@ serving_profiles = Table(
     Column("version", Integer, nullable=False),
     Column("reference", String(64), nullable=False),
     Column("window_start", Millis, nullable=False),  # the minute, epoch ms
-    Column("requests", Integer, nullable=False),
+    Column("requests", Integer, nullable=False),  # requests profiled
+    # requests beyond the server's profile row budget: counted, not profiled
+    Column("unprofiled", Integer, nullable=False, server_default="0"),
     Column("rows", Integer, nullable=False),
     Column("profile", JSON, nullable=False),
     Column("predictions", JSON),
