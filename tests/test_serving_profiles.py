@@ -17,8 +17,11 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from typer.testing import CliRunner
 
 import heron
+import heron._serving._run as run
+from heron._cli import app as cli
 from heron._serving import PredictionServer, ServeOptions
 from heron._settings import Settings
 from heron.testing import embedded_client, serve_in_thread
@@ -308,3 +311,17 @@ def test_validated_arrays_are_profiled_as_the_frame_validation_makes(types: list
         assert profile(_prediction_column(predictions.astype(str)), ref) == (
             DatasetProfile.for_predictions(series.astype(str), reference=ref)
         )
+
+
+def test_serve_passes_the_row_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[ServeOptions] = []
+    monkeypatch.setattr(run, "serve", lambda settings, options, **kw: seen.append(options))
+    runner = CliRunner()
+    args = ["serve", "ep", "--profile-rows-per-s", "0", "--proba-rows-per-s", "50"]
+    assert runner.invoke(cli, args).exit_code == 0
+    assert seen[-1].profile_rows_per_second is None  # 0: every request profiled
+    assert seen[-1].proba_rows_per_second == 50
+    assert runner.invoke(cli, ["serve", "ep"]).exit_code == 0
+    assert (seen[-1].profile_rows_per_second, seen[-1].proba_rows_per_second) == (10_000, 200)
+    bad = runner.invoke(cli, ["serve", "ep", "--profile-rows-per-s", "-1"])
+    assert bad.exit_code == 2 and "--profile-rows-per-s" in bad.output
