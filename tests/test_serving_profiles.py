@@ -322,6 +322,6 @@ def test_serve_passes_the_row_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen[-1].profile_rows_per_second is None  # 0: every request profiled
     assert seen[-1].proba_rows_per_second == 50
     assert runner.invoke(cli, ["serve", "ep"]).exit_code == 0
-    assert (seen[-1].profile_rows_per_second, seen[-1].proba_rows_per_second) == (10_000, 200)
+    assert (seen[-1].profile_rows_per_second, seen[-1].proba_rows_per_second) == (2_000, 200)
     bad = runner.invoke(cli, ["serve", "ep", "--profile-rows-per-s", "-1"])
     assert bad.exit_code == 2 and "--profile-rows-per-s" in bad.output

@@ -158,7 +158,7 @@ def serve(
         1_000_000, help="Raw log rows kept per endpoint (older ones are trimmed); 0 keeps all."
     ),
     profile_rows_per_s: float = typer.Option(
-        10_000,
+        2_000,
         min=0.0,
         help="Rows a second folded into monitor profiles; requests beyond are counted, not "
         "profiled (0: all).",

@@ -10,10 +10,11 @@ stops), with how many requests were left out (``unprofiled``). Live monitor chec
 these rows per window, so drift over a window stands on every profiled request, whatever
 the raw sample kept.
 
-Why a budget: profiling costs ~0.7 us of the interpreter per row of 30 numbers, which
-the flusher shares with the requests; at 100,000 rows a second it fell behind, the queue
-filled and whole entries were dropped, log rows and all. A sample of 10,000 rows a second
-is as good for a drift test and keeps every request in the log.
+Why a budget: profiling costs ~0.7 us per row of 30 numbers alone and about five times that
+under load, in a thread that shares the interpreter (and the CPU cache) with the requests;
+at 100,000 rows a second the flusher fell behind, the queue filled and whole entries were
+dropped, log rows and all. A sample of 2,000 rows a second
+(the default) is as good for a drift test and keeps every request in the log.
 
 Memory is bounded: one profile per open minute, version and reference (O(bins) each), at
 most ``MAX_REFERENCES`` references. Through a Heron server (``HERON_URL``) there is no
@@ -178,7 +179,11 @@ class ProfileSink:
                 window.requests += requests
 
     def _window(self, model: str, version: int, digest: str, minute: int) -> _Window:
-        return self._windows.setdefault((model, version, digest, minute), _Window())
+        key = (model, version, digest, minute)
+        window = self._windows.get(key)
+        if window is None:  # not setdefault: a _Window is two profiles to build
+            window = self._windows[key] = _Window()
+        return window
 
     def _write(self, closed_before: int | None) -> None:
         from heron._store import _tables as t
