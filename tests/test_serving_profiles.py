@@ -111,6 +111,34 @@ def test_requests_beyond_the_profile_budget_are_counted_not_profiled(
     assert sum(int(m.group(1)) for m in counts if m) == profiled_rows // 4
 
 
+def test_a_minute_all_beyond_the_budget_still_counts(store: heron.Client, data: Any) -> None:
+    from heron._serving._log import Entry
+    from heron._serving._profiling import MINUTE_MS
+
+    X, _ = data
+    server = _serve(store)  # every request of this minute profiled (well under the budget)
+    try:
+        with serve_in_thread(server) as url:
+            _send(url, X, 6, 2)
+        # Another minute of the same hour in which no request fitted the budget.
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        minute = now_ms // MINUTE_MS * MINUTE_MS
+        other = minute - MINUTE_MS if minute % 3_600_000 else minute + MINUTE_MS
+        late = [
+            Entry(f"x{i}", 1, "cancer-clf", 1, False, (other + 1000 * i) / 1000, 1.0, 2, None,
+                  b"[0, 1]")
+            for i in range(3)
+        ]  # fmt: skip
+        assert server._profiles is not None
+        server._profiles.write("cancer", late)
+    finally:
+        server.close()
+    checks = store.run_monitor("live", until=datetime.now(UTC) + timedelta(hours=2))
+    assert sum(c.rows for c in checks) == 12
+    notes = [n for c in checks for n in c.notes if n.startswith("profiled from")]
+    assert len(notes) == 1 and notes[0].startswith("profiled from 6 of 9 requests"), notes
+
+
 def test_profiles_of_validated_inputs_equal_profiles_of_the_frame_sent(
     store: heron.Client, data: Any
 ) -> None:

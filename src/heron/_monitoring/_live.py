@@ -103,34 +103,37 @@ def _time_windows(
 def _profiled(
     conn: Connection, monitor: Monitor, digest: str, start_ms: int, end_ms: int, size_ms: int
 ) -> dict[tuple[int, str, int], dict[str, Any]]:
-    """The serving profiles in the range, merged per window and version."""
+    """The serving profiles in the range, merged per window and version, with how many
+    requests were profiled and how many were beyond the servers' budget. Rows of no profiled
+    request (``rows`` 0: a minute all beyond the budget) add to the counts only; a window of
+    such rows alone is left to the raw log."""
     sp = t.serving_profiles
     query = _filtered(select(sp), monitor, sp).where(
         sp.c.reference == digest, sp.c.window_start >= start_ms, sp.c.window_start < end_ms
     )
     merged: dict[tuple[int, str, int], dict[str, Any]] = {}
+    counts: dict[tuple[int, str, int], list[int]] = defaultdict(lambda: [0, 0])
     for r in conn.execute(query.order_by(sp.c.id)).mappings():
         start = int(r["window_start"].timestamp() * 1000) // size_ms * size_ms
+        key = (start, r["model"], r["version"])
+        counts[key][0] += r["requests"]
+        counts[key][1] += r["unprofiled"]
+        if not r["rows"]:
+            continue
         profile = DatasetProfile.model_validate(r["profile"])
         predictions = r["predictions"]
         out = None if predictions is None else DatasetProfile.model_validate(predictions)
-        key = (start, r["model"], r["version"])
         have = merged.get(key)
         if have is None:
-            merged[key] = {
-                "requests": r["requests"],
-                "unprofiled": r["unprofiled"],
-                "profile": profile,
-                "predictions": out,
-            }
+            merged[key] = {"profile": profile, "predictions": out}
             continue
-        have["requests"] += r["requests"]
-        have["unprofiled"] += r["unprofiled"]
         have["profile"] = have["profile"].merge(profile)
         if out is not None:
             have["predictions"] = (
                 out if have["predictions"] is None else have["predictions"].merge(out)
             )
+    for key, window in merged.items():
+        window["requests"], window["unprofiled"] = counts[key]
     return merged
 
 

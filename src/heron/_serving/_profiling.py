@@ -186,6 +186,10 @@ class ProfileSink:
         return window
 
     def _write(self, closed_before: int | None) -> None:
+        """Write the windows of the minutes before ``closed_before`` (all: None). A minute
+        whose requests were all beyond the budget is written too, with an empty profile
+        (``rows`` 0), so the requests a check reports stay exact."""
+        from heron._profiles import DatasetProfile
         from heron._store import _tables as t
 
         done = [k for k in self._windows if closed_before is None or k[3] < closed_before]
@@ -196,7 +200,9 @@ class ProfileSink:
             window = self._windows.pop(key)
             profile = window.profile.profile()
             if profile is None:
-                continue
+                if not window.unprofiled:
+                    continue
+                profile = DatasetProfile(rows=0)
             predictions = window.predictions.profile()
             model, version, digest, minute = key
             rows.append(
