@@ -65,8 +65,8 @@ if TYPE_CHECKING:
     from heron._deployments import ResolvedTarget
     from heron._serving._auth import TokenCheck
     from heron._serving._batch import MicroBatcher
+    from heron._serving._budget import RateBudget
     from heron._serving._parquet import ParquetSink
-    from heron._serving._proba import RowBudget
     from heron._serving._profiling import ProfileSink
 
 log = logging.getLogger("heron.serving")
@@ -102,8 +102,8 @@ class PredictionServer:
         self.tokens: TokenCheck | None = None
         self._profiles: ProfileSink | None = None
         self._parquet: ParquetSink | None = None
-        self._proba_budget: RowBudget | None = None
-        self._profile_budget: RowBudget | None = None  # None: every request profiled
+        self._proba_budget: RateBudget | None = None
+        self._profile_budget: RateBudget | None = None  # None: every request profiled
         self._request_ids = RequestIds()  # sorted by time: see RequestIds
         self._started = False
 
@@ -172,16 +172,17 @@ class PredictionServer:
                 sinks.append(profiles)
                 self._profiles = profiles
                 if opts.profile_rows_per_second:
-                    from heron._serving._proba import RowBudget
+                    from heron._serving._budget import RateBudget
 
-                    self._profile_budget = RowBudget(opts.profile_rows_per_second)
+                    self._profile_budget = RateBudget(opts.profile_rows_per_second)
         if opts.log_predictions and opts.proba_rows_per_second:
-            from heron._serving._proba import ProbaSink, RowBudget
+            from heron._serving._budget import RateBudget
+            from heron._serving._proba import ProbaSink
 
             proba = ProbaSink(self.client)
             if proba.enabled:
                 sinks.append(proba)
-                self._proba_budget = RowBudget(opts.proba_rows_per_second)
+                self._proba_budget = RateBudget(opts.proba_rows_per_second)
         if opts.parquet_log:
             from heron._serving._parquet import ParquetSink
 

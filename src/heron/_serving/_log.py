@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from heron._serving._budget import RateBudget
 from heron._serving._memory import release_free_memory
 
 if TYPE_CHECKING:
@@ -211,9 +212,8 @@ class PredictionLogger:
         self.interval = interval
         self.sample = sample
         self.max_input_bytes = max_input_bytes
-        self.input_rate = input_bytes_per_second
-        self._tokens = float(input_bytes_per_second or 0)
-        self._refilled = time.monotonic()
+        # None: no byte limit (a RateBudget of 0 would keep nothing)
+        self._input_budget = RateBudget(input_bytes_per_second) if input_bytes_per_second else None
         self.dropped = 0
         # Bytes queued = added - removed; each counter is written by one thread only.
         self._bytes_added = 0
@@ -243,15 +243,9 @@ class PredictionLogger:
             return None
         if self.sample < 1.0 and random.random() >= self.sample:
             return None
-        rate = self.input_rate
-        if rate:
-            if now is None:
-                now = time.monotonic()
-            self._tokens = min(rate, self._tokens + (now - self._refilled) * rate)
-            self._refilled = now
-            if size > self._tokens:
-                return None
-            self._tokens -= size
+        budget = self._input_budget
+        if budget is not None and not budget.take(size, now):
+            return None
         return body
 
     def put(self, entry: Entry, size: int | None = None) -> None:

@@ -2,7 +2,7 @@
 estimation (CBPE), computed off the request path.
 
 The request path marks a request (``Entry.proba``, keeping its validated input) while a
-row budget (``RowBudget``, rows per second with one second of burst) allows; the log
+row budget (a ``RateBudget`` of rows per second, one second of burst) allows; the log
 flusher predicts probabilities for a whole batch of them in one call per model version
 and writes them to ``prediction_proba``, joined to the prediction log by request id. Only
 on a local store (through ``HERON_URL`` nothing is written).
@@ -11,7 +11,6 @@ on a local store (through ``HERON_URL`` nothing is written).
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -22,29 +21,6 @@ if TYPE_CHECKING:
     from heron._serving._log import Entry
 
 log = logging.getLogger("heron.serving")
-
-
-class RowBudget:
-    """A token bucket of rows per second (one second of burst); 0 or None keeps nothing."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate or 0.0
-        self._tokens = self.rate
-        self._refilled = time.monotonic()
-
-    def take(self, rows: int, now: float | None = None) -> bool:
-        """Whether ``rows`` fit in the budget now (``now``: ``time.monotonic()``, when the
-        caller has read it already); they are taken from it if so."""
-        if not self.rate:
-            return False
-        if now is None:
-            now = time.monotonic()
-        self._tokens = min(self.rate, self._tokens + (now - self._refilled) * self.rate)
-        self._refilled = now
-        if rows > self._tokens:
-            return False
-        self._tokens -= rows
-        return True
 
 
 class ProbaSink:
