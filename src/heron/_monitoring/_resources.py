@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from heron._monitoring._entities import GpuStats, ServerStats
+from heron._threads import start_thread
 
 if TYPE_CHECKING:
     from heron._client import Client
@@ -119,8 +120,7 @@ class HeartbeatSender:
             log.warning("heartbeat of %s failed", self.endpoint, exc_info=True)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="heron-heartbeat", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "heron-heartbeat")
 
     def stop(self) -> None:
         self._stop.set()

@@ -59,6 +59,7 @@ from heron._serving._metrics import CONTENT_TYPE, ServerMetrics
 from heron._serving._model import ServedModel, dump_predictions, load_served_model, rows_of
 from heron._serving._options import ServeOptions
 from heron._serving._routing import Routing
+from heron._threads import name_os_thread, start_thread
 
 if TYPE_CHECKING:
     from heron._client import Client
@@ -124,7 +125,12 @@ class PredictionServer:
         try:
             self.tokens = self._token_check()
             self.logger = self._start_logger()
-            self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="heron-shadow")
+            self._shadow_pool = ThreadPoolExecutor(
+                1,
+                thread_name_prefix="heron-shadow",
+                initializer=name_os_thread,
+                initargs=("heron-shadow",),
+            )
             self.refresh()
         except BaseException:
             self.close()
@@ -137,9 +143,7 @@ class PredictionServer:
         with self._lifecycle:
             if self._started or self._stop.is_set():
                 return
-            poller = threading.Thread(target=self._poll, name="heron-endpoint-poller", daemon=True)
-            poller.start()
-            self._threads.append(poller)
+            self._threads.append(start_thread(self._poll, "heron-poller"))
             from heron._monitoring._resources import start_heartbeats
 
             self._heartbeat = start_heartbeats(self)

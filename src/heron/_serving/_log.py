@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from heron._serving._budget import RateBudget
 from heron._serving._memory import release_free_memory
+from heron._threads import start_thread
 
 if TYPE_CHECKING:
     from heron._client import Client
@@ -273,8 +274,7 @@ class PredictionLogger:
             wake.set()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="heron-log-flusher", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "heron-log-flusher")
 
     def close(self) -> None:
         """Stop the flusher after writing what is queued."""

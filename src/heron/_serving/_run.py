@@ -27,6 +27,7 @@ from heron._serving._app import PredictionServer
 from heron._serving._metrics import MULTIPROCESS_ENV
 from heron._serving._options import ServeOptions
 from heron._settings import Settings
+from heron._threads import start_thread
 
 
 def build_server(settings: Settings, options: ServeOptions) -> PredictionServer:
@@ -165,7 +166,7 @@ def _run_uvicorn(
             await super().startup(sockets)
             if self.started:
                 # Beside the event loop, so the first requests need not wait for it.
-                threading.Thread(target=server.follow, name="heron-follow", daemon=True).start()
+                start_thread(server.follow, "heron-follow")
 
     config = uvicorn.Config(
         server,
