@@ -60,6 +60,18 @@ def test_alias_move_changes_what_is_resolved(models: heron.Client) -> None:
     assert before.revision == after.revision and before.state != after.state
 
 
+def test_resolving_what_is_gone_says_what_is_missing(models: heron.Client) -> None:
+    with pytest.raises(heron.NotFound) as missing:
+        models.resolve_endpoint("nowhere")
+    assert missing.value.field == "name" and "nowhere" in missing.value.message
+    models.create_endpoint("cancer", ["clf/2:50", "clf@champion:50"])
+    models.delete_alias("clf", "champion")
+    with pytest.raises(heron.NotFound) as gone:
+        models.resolve_endpoint("cancer")
+    assert gone.value.field == "targets"
+    assert "clf@champion" in gone.value.message and "no alias" in gone.value.message
+
+
 def test_every_change_is_a_revision_and_audited(models: heron.Client) -> None:
     models.create_endpoint("cancer", ["clf/1"])
     models.update_endpoint("cancer", targets=["clf/1:50", "clf/2:50"], comment="A-B")

@@ -4,9 +4,10 @@ Every server serves the same scikit-learn model (LogisticRegression on breast_ca
 one worker; load comes from wrk in a separate process, at 8 and 64 connections, with 1-row
 and 100-row requests. Heron runs with prediction logging on (the endpoint watched by a
 monitor, so per-minute profiles are built too, within their row budget), on without a monitor, and
-off. Reported: requests/s, p50 and p99 latency (best round), logging's cost (median of
-rounds, each pair of runs back to back), resident memory right after the runs and at rest
-a few seconds later, and time to ready. The printed table is written to
+off. Every round starts each server afresh. Reported: requests/s, p50 and p99 latency
+(best round), logging's cost (median of rounds, each pair of runs back to back), resident
+memory right after the runs and at rest a few seconds later, and time to ready (medians of
+rounds). The printed table is written to
 bench/serving/RESULTS.md with the command that made it.
 
     .venv/bin/python bench/serving/run.py                # everything (~5 min, more at first)
@@ -223,57 +224,77 @@ def run_wrk(wrk: str, url: str, body: Path, connections: int, duration: float) -
 def bench_all(
     servers: list[Server], wrk: str, bodies: dict[tuple[str, int], Path], args: argparse.Namespace
 ) -> dict[str, dict]:
-    """Start each server alone (its ready time undisturbed), then measure every cell in
-    ``--rounds`` rounds that take the servers in turn (every other round in reverse order),
-    keeping each server's best round and all rounds: noise from other work on the machine
-    then hits all servers alike."""
-    runs: dict[str, dict] = {}
-    with contextlib.ExitStack() as stack:
-        live = {}
-        for server in servers:
-            port = free_port()
-            process, ready = stack.enter_context(started(server, port))
-            path = "/invocations" if server.name == "mlflow" else "/predict"
-            live[server.name] = (server, process, f"http://127.0.0.1:{port}{path}")
-            runs[server.name] = {"ready": ready, "rounds": {}}
-            print(f"{server.name}: ready in {ready:.2f}s", flush=True)
-        for rows in (1, 100):
-            for server, _, url in live.values():
-                body = bodies[(server.body_format, rows)].read_bytes()
-                r = httpx.post(url, content=body, headers={"content-type": "application/json"})
-                if r.status_code != 200:
-                    raise RuntimeError(f"{server.name} answered {r.status_code}: {r.text[:300]}")
-            for connections in (8, 64):
-                for round_ in range(args.rounds):
-                    # Every other round in reverse: no server always runs right after another.
-                    order = list(live.items()) if round_ % 2 == 0 else list(live.items())[::-1]
-                    for name, (server, _, url) in order:
-                        body_path = bodies[(server.body_format, rows)]
-                        if round_ == 0:
-                            run_wrk(wrk, url, body_path, connections, args.warmup)
-                        result = run_wrk(wrk, url, body_path, connections, args.duration)
-                        if name.startswith("heron"):
-                            drain(url.rsplit("/", 1)[0])
-                        runs[name]["rounds"].setdefault((rows, connections), []).append(result)
-                        print(
-                            f"  {name:>12} {rows:>3} rows, {connections:>2} conns: "
-                            f"{result.rps:8.0f} req/s  p50 {result.p50:7.2f} ms  "
-                            f"p99 {result.p99:7.2f} ms  errors {result.errors}",
-                            flush=True,
-                        )
-        for name, (_, process, url) in live.items():
-            # The best round per cell, for the throughput and latency tables.
-            rounds = runs[name]["rounds"].items()
-            runs[name]["results"] = {cell: max(rs, key=lambda r: r.rps) for cell, rs in rounds}
-            runs[name]["rss"] = rss_mb(process)
-            if name.startswith("heron"):
-                runs[name]["log"] = log_counts(url.rsplit("/", 1)[0])
-        # And at rest: what a server keeps once the load has stopped (Heron's flusher gives
-        # freed memory back to the system every 5 s).
-        time.sleep(REST_SECONDS)
-        for name, (_, process, _) in live.items():
-            runs[name]["rss_rest"] = rss_mb(process)
+    """Measure every cell in ``--rounds`` rounds. Each round starts every server afresh, one
+    after another (its ready time undisturbed), then takes them in turn per cell (every
+    other round in reverse order), so noise from other work on the machine hits all servers
+    alike; fresh processes because two processes of one server differ by up to 10 % in
+    throughput here (memory layout, see ``ab.py``), as much as logging costs. Kept: each
+    server's best round per cell, all rounds, and the median of rounds for ready time and
+    resident memory (after the runs, and at rest ``REST_SECONDS`` later)."""
+    runs: dict[str, dict] = {s.name: {"ready": [], "rounds": {}, "rss": [], "rss_rest": []}
+                             for s in servers}  # fmt: skip
+    for round_ in range(args.rounds):
+        print(f"round {round_ + 1} of {args.rounds}", flush=True)
+        with contextlib.ExitStack() as stack:
+            live = {}
+            for server in servers:
+                port = free_port()
+                process, ready = stack.enter_context(started(server, port))
+                path = "/invocations" if server.name == "mlflow" else "/predict"
+                live[server.name] = (server, process, f"http://127.0.0.1:{port}{path}")
+                runs[server.name]["ready"].append(ready)
+                print(f"  {server.name}: ready in {ready:.2f}s", flush=True)
+            _bench_round(live, wrk, bodies, args, round_, runs)
+            for name, (_, process, url) in live.items():
+                runs[name]["rss"].append(rss_mb(process))
+                if name.startswith("heron"):
+                    counts = log_counts(url.rsplit("/", 1)[0])
+                    total = runs[name].setdefault("log", dict.fromkeys(counts, 0.0))
+                    for key, value in counts.items():
+                        total[key] += value
+            # And at rest: what a server keeps once the load has stopped (Heron's flusher
+            # gives freed memory back to the system every 5 s).
+            time.sleep(REST_SECONDS)
+            for name, (_, process, _) in live.items():
+                runs[name]["rss_rest"].append(rss_mb(process))
+    for run in runs.values():
+        # The best round per cell, for the throughput and latency tables.
+        run["results"] = {cell: max(rs, key=lambda r: r.rps) for cell, rs in run["rounds"].items()}
+        for key in ("ready", "rss", "rss_rest"):
+            run[key] = statistics.median(run[key])
     return runs
+
+
+def _bench_round(
+    live: dict[str, tuple[Server, psutil.Process, str]],
+    wrk: str,
+    bodies: dict[tuple[str, int], Path],
+    args: argparse.Namespace,
+    round_: int,
+    runs: dict[str, dict],
+) -> None:
+    for rows in (1, 100):
+        for server, _, url in live.values():
+            body = bodies[(server.body_format, rows)].read_bytes()
+            r = httpx.post(url, content=body, headers={"content-type": "application/json"})
+            if r.status_code != 200:
+                raise RuntimeError(f"{server.name} answered {r.status_code}: {r.text[:300]}")
+        for connections in (8, 64):
+            # Every other round in reverse: no server always runs right after another.
+            order = list(live.items()) if round_ % 2 == 0 else list(live.items())[::-1]
+            for name, (server, _, url) in order:
+                body_path = bodies[(server.body_format, rows)]
+                run_wrk(wrk, url, body_path, connections, args.warmup)
+                result = run_wrk(wrk, url, body_path, connections, args.duration)
+                if name.startswith("heron"):
+                    drain(url.rsplit("/", 1)[0])
+                runs[name]["rounds"].setdefault((rows, connections), []).append(result)
+                print(
+                    f"  {name:>16} {rows:>3} rows, {connections:>2} conns: "
+                    f"{result.rps:8.0f} req/s  p50 {result.p50:7.2f} ms  "
+                    f"p99 {result.p99:7.2f} ms  errors {result.errors}",
+                    flush=True,
+                )
 
 
 def drain(base: str, timeout: float = 30.0) -> None:
@@ -318,7 +339,8 @@ def report(runs: dict[str, dict], seconds: float, rounds: int, load: float) -> s
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; load average before the run: "
         f"{load:.1f}. Best of {rounds} rounds of {seconds:.0f} s of wrk per cell, "
-        "servers taken in turn; one worker per server.",
+        "servers started afresh each round and taken in turn; one worker per server. "
+        "Memory and ready time: median of rounds.",
         "",
         "| rows | conns | " + " | ".join(f"{n} req/s · p50 · p99 (ms)" for n in names) + " |",
         "|---:|---:|" + "---|" * len(names),

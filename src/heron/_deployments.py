@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from heron._entities import Entity, ModelVersionStatus, Page
 from heron._errors import Conflict, InvalidInput, NotFound
@@ -337,17 +337,45 @@ class DeploymentService(Service):
         ]
 
     def resolve_endpoint(self, name: str) -> ResolvedEndpoint:
-        """The current revision with aliases resolved: what a prediction server should serve."""
+        """The current revision with aliases resolved: what a prediction server should serve.
+
+        Every prediction server asks this every second or so (``--poll-interval``), from a
+        thread that shares the interpreter with its requests, and every replica asks the one
+        store: so one statement for the endpoint and one per target, built once (see
+        ``_RESOLVE``); a miss takes the general path, which says what is missing."""
         with self.store.read() as conn:
-            row = self._row(conn, name)
-            spec = self._spec(conn, row["id"], row["revision"])
+            found = conn.execute(_RESOLVE["endpoint"], {"name": name}).first()
+            if found is None:  # the general path raises, saying what is missing
+                row = self._row(conn, name)
+                revision, spec = row["revision"], self._spec(conn, row["id"], row["revision"])
+            else:
+                revision, spec = found.revision, EndpointSpec.model_validate(found.spec)
             return ResolvedEndpoint(
                 name=name,
-                revision=row["revision"],
-                targets=[self._resolve(conn, target) for target in spec.targets],
-                shadow=[self._resolve(conn, target) for target in spec.shadow],
+                revision=revision,
+                targets=[self._resolve_fast(conn, target) for target in spec.targets],
+                shadow=[self._resolve_fast(conn, target) for target in spec.shadow],
                 sticky=spec.sticky,
             )
+
+    def _resolve_fast(self, conn: Connection, target: Target) -> ResolvedTarget:
+        if target.alias is not None:
+            params = {"model": target.model, "alias": target.alias}
+            row = conn.execute(_RESOLVE["alias"], params).first()
+        else:
+            params = {"model": target.model, "version": target.version}
+            row = conn.execute(_RESOLVE["version"], params).first()
+        if row is None or row.status == ModelVersionStatus.ARCHIVED:
+            return self._resolve(conn, target)  # raises, saying why
+        return ResolvedTarget(
+            ref=target.ref,
+            model=row.name,
+            version=row.version,
+            weight=target.weight,
+            source=row.source,
+            flavor=row.flavor,
+            signature=row.signature,
+        )
 
     # --- internals ---------------------------------------------------------------------
 
@@ -460,6 +488,31 @@ class DeploymentService(Service):
             flavor=mv.flavor,
             signature=mv.signature,
         )
+
+
+def _resolve_statements() -> dict[str, Any]:
+    """The statements of ``resolve_endpoint``, built once: building a statement costs more
+    than running it here (coercions, cache keys), ~8 of them a second per server."""
+    mv, rm, aliases = t.model_versions, t.registered_models, t.model_aliases
+    version_row = select(rm.c.name, mv.c.version, mv.c.source, mv.c.flavor, mv.c.signature,
+                         mv.c.status).join(rm, rm.c.id == mv.c.model_id)  # fmt: skip
+    return {
+        "endpoint": select(t.endpoints.c.revision, t.endpoint_revisions.c.spec)
+        .join(t.endpoint_revisions, t.endpoint_revisions.c.endpoint_id == t.endpoints.c.id)
+        .where(
+            t.endpoints.c.name == bindparam("name"),
+            t.endpoint_revisions.c.revision == t.endpoints.c.revision,
+        ),
+        "version": version_row.where(
+            rm.c.name == bindparam("model"), mv.c.version == bindparam("version")
+        ),
+        "alias": version_row.join(
+            aliases, (aliases.c.model_id == mv.c.model_id) & (aliases.c.version == mv.c.version)
+        ).where(rm.c.name == bindparam("model"), aliases.c.alias == bindparam("alias")),
+    }
+
+
+_RESOLVE = _resolve_statements()
 
 
 def _spec(targets: Any, shadow: Any, sticky: Any) -> EndpointSpec:
