@@ -10,7 +10,7 @@ memory right after the runs and at rest a few seconds later, and time to ready (
 rounds). The printed table is written to
 bench/serving/RESULTS.md with the command that made it.
 
-    .venv/bin/python bench/serving/run.py                # everything (~5 min, more at first)
+    .venv/bin/python bench/serving/run.py                # everything (~15 min, more at first)
     .venv/bin/python bench/serving/run.py --duration 5 --skip-mlflow
 
 Needs: wrk (installed with apt-get when missing) and MLflow from PyPI in its own venv,
