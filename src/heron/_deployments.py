@@ -367,15 +367,7 @@ class DeploymentService(Service):
             row = conn.execute(_RESOLVE["version"], params).first()
         if row is None or row.status == ModelVersionStatus.ARCHIVED:
             return self._resolve(conn, target)  # raises, saying why
-        return ResolvedTarget(
-            ref=target.ref,
-            model=row.name,
-            version=row.version,
-            weight=target.weight,
-            source=row.source,
-            flavor=row.flavor,
-            signature=row.signature,
-        )
+        return _resolved(target, row)
 
     # --- internals ---------------------------------------------------------------------
 
@@ -479,15 +471,20 @@ class DeploymentService(Service):
             raise NotFound(f"{target.ref}: {exc.message}", field=field) from exc
         if mv.status == ModelVersionStatus.ARCHIVED:
             raise Conflict(f"{target.ref} is archived and cannot be served", field=field)
-        return ResolvedTarget(
-            ref=target.ref,
-            model=mv.name,
-            version=mv.version,
-            weight=target.weight,
-            source=mv.source,
-            flavor=mv.flavor,
-            signature=mv.signature,
-        )
+        return _resolved(target, mv)
+
+
+def _resolved(target: Target, found: Any) -> ResolvedTarget:
+    """``target`` resolved to ``found``: a ModelVersion, or a row of the same columns."""
+    return ResolvedTarget(
+        ref=target.ref,
+        model=found.name,
+        version=found.version,
+        weight=target.weight,
+        source=found.source,
+        flavor=found.flavor,
+        signature=found.signature,
+    )
 
 
 def _resolve_statements() -> dict[str, Any]:
