@@ -47,6 +47,7 @@ from heron._serving._asgi import (
     send_error,
     send_json,
 )
+from heron._serving._budget import RateBudget
 from heron._serving._log import (
     Entry,
     PredictionLogger,
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
     from heron._deployments import ResolvedTarget
     from heron._serving._auth import TokenCheck
     from heron._serving._batch import MicroBatcher
-    from heron._serving._budget import RateBudget
     from heron._serving._parquet import ParquetSink
     from heron._serving._profiling import ProfileSink
 
@@ -176,11 +176,8 @@ class PredictionServer:
                 sinks.append(profiles)
                 self._profiles = profiles
                 if opts.profile_rows_per_second:
-                    from heron._serving._budget import RateBudget
-
                     self._profile_budget = RateBudget(opts.profile_rows_per_second)
         if opts.log_predictions and opts.proba_rows_per_second:
-            from heron._serving._budget import RateBudget
             from heron._serving._proba import ProbaSink
 
             proba = ProbaSink(self.client)
