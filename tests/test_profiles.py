@@ -247,11 +247,13 @@ edge_values = st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0, 3.0])  # bounds, betwee
     ),
     edges=st.lists(edge_values, min_size=2, max_size=6).map(sorted),
     chunk=st.sampled_from([3, 1 << 16]),
+    one_comparison=st.sampled_from([0, 1 << 20]),
 )
-def test_histograms_count_as_numpy_histogram(values, edges, chunk):
+def test_histograms_count_as_numpy_histogram(values, edges, chunk, one_comparison):
     # Bins are [e_i, e_i+1) and the last one closed, as numpy.histogram has them (repeated
     # edges included); NaN are nulls, infinities non-finite, the rest of the finite values
-    # under- or overflow. Sums are those of the values in each slot.
+    # under- or overflow. Sums are those of the values in each slot. Values find their slot
+    # in one comparison with all bounds (small batches) or bound by bound: both count alike.
     x = np.array(values, dtype=np.float64)
     empty = NumericProfile(
         count=0, edges=edges, counts=[0] * (len(edges) - 1), sums=[0.0] * (len(edges) + 1)
@@ -259,6 +261,7 @@ def test_histograms_count_as_numpy_histogram(values, edges, chunk):
     ref = DatasetProfile(rows=0, columns={"x": empty})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_column_stats, "CHUNK", chunk)
+        patch.setattr(_column_stats, "_ONE_COMPARISON", one_comparison)
         col = DatasetProfile.from_frame(pd.DataFrame({"x": x}), ref).columns["x"]
     finite = x[np.isfinite(x)]
     inside = finite[(finite >= edges[0]) & (finite <= edges[-1])]

@@ -421,8 +421,10 @@ def test_full_batches_wake_the_flusher_round_after_round() -> None:
         logger.close()
 
 
-@pytest.mark.parametrize("count", [1, 255, 256, 257, 700])
+@pytest.mark.parametrize("count", [1, 255, 1023, 1024, 1025, 2100])
 def test_log_rows_go_in_whole_in_few_statements(settings: Any, count: int) -> None:
+    # Statements of 1,024 rows and the rest in halves: every size around the boundaries
+    # goes in whole, in order, and a full statement stays under the driver's bind limit.
     from heron._predictions import LOG_COLUMNS
 
     client = embedded_client(settings)
@@ -434,7 +436,12 @@ def test_log_rows_go_in_whole_in_few_statements(settings: Any, count: int) -> No
         ]
         assert len(LOG_COLUMNS) == len(rows[0])
         services.predictions.write_log_rows(rows)
-        logged = client.list_predictions("ep", max_results=1000).items
+        logged, token = [], None
+        while True:
+            page = client.list_predictions("ep", max_results=1000, page_token=token)
+            logged += page.items
+            if (token := page.next_page_token) is None:
+                break
         assert [(r.request_id, r.outputs) for r in logged] == [(f"r{i}", [i]) for i in range(count)]
     finally:
         client.close()

@@ -5,14 +5,16 @@ monitor); each round starts every variant afresh, and wrk takes them in turn (ev
 round in reverse), so noise from other work on the machine, and from one process's memory
 layout, hits all alike. Printed: requests/s per round, the median,
 the cost against the first variant (1 - rps / first's rps, from each round's pair), and
-each server's CPU per request by thread (``/proc``), where the time goes.
+each server's CPU per request and context switches per 1,000 requests by thread (``/proc``):
+where the time goes, and how often a thread waited (for the GIL, or I/O).
 
     .venv/bin/python bench/serving/ab.py                      # log off / no monitor / monitor
     .venv/bin/python bench/serving/ab.py --rows 100 --rounds 7
     .venv/bin/python bench/serving/ab.py --variant "no-proba=monitor:--proba-rows-per-s 0"
 
 A variant is ``NAME=HOME:FLAGS``: HOME is ``monitor`` or ``plain`` (the store without a
-monitor), FLAGS are added to ``heron serve cancer --port P``. Not a test.
+monitor), FLAGS are added to ``heron serve cancer --port P``, except ``NAME=VALUE`` with an
+upper-case name, which sets that environment variable for the server. Not a test.
 """
 
 from __future__ import annotations
@@ -47,14 +49,18 @@ DEFAULT_VARIANTS = ["no-log=plain:--no-log", "no-monitor=plain:", "monitor=monit
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu(process: psutil.Process) -> dict[str, float]:
-    """CPU seconds so far by thread name (threads of one name summed)."""
-    cpu: dict[str, float] = defaultdict(float)
+def thread_cpu(process: psutil.Process) -> dict[str, tuple[float, int]]:
+    """CPU seconds and context switches so far by thread name (threads of one name summed).
+    A thread that waits for the GIL blocks, so its switches count its waits (with its I/O)."""
+    cpu: dict[str, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
     for task in Path(f"/proc/{process.pid}/task").iterdir():
         with contextlib.suppress(OSError):
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            cpu[name] += (int(fields[11]) + int(fields[12])) / TICKS
+            status = (task / "status").read_text().splitlines()
+            switches = sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
+            seconds, count = cpu[name]
+            cpu[name] = (seconds + (int(fields[11]) + int(fields[12])) / TICKS, count + switches)
     return cpu
 
 
@@ -75,12 +81,20 @@ def main() -> None:
     for spec in args.variant or DEFAULT_VARIANTS:
         name, rest = spec.split("=", 1)
         home, flags = rest.split(":", 1)
-        command = [str(VENV_BIN / "heron"), "serve", "cancer", "--port", "{port}", *flags.split()]
-        servers.append(Server(name, command, "/health/ready", "instances",
-                              env={"HERON_HOME": str(homes[home])}))  # fmt: skip
+        env = {"HERON_HOME": str(homes[home])}
+        options = []
+        for token in flags.split():
+            key, is_setting, value = token.partition("=")
+            if is_setting and key.isupper():
+                env[key] = value  # an environment variable for this variant's server
+            else:
+                options.append(token)
+        command = [str(VENV_BIN / "heron"), "serve", "cancer", "--port", "{port}", *options]
+        servers.append(Server(name, command, "/health/ready", "instances", env=env))
     body = bodies[("instances", args.rows)]
     rps: dict[str, list[float]] = defaultdict(list)
     cpu: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    switches: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     requests: dict[str, float] = defaultdict(float)
     for round_ in range(args.rounds):
         # Fresh processes every round: two processes of one variant differ by up to 10 %
@@ -102,8 +116,10 @@ def main() -> None:
                 drain(url.rsplit("/", 1)[0])
                 rps[name].append(result.rps)
                 requests[name] += result.rps * args.duration
-                for thread, seconds in after.items():
-                    cpu[name][thread] += seconds - before.get(thread, 0.0)
+                for thread, (seconds, count) in after.items():
+                    was_seconds, was_count = before.get(thread, (0.0, 0))
+                    cpu[name][thread] += seconds - was_seconds
+                    switches[name][thread] += count - was_count
                 print(f"  round {round_ + 1} {name:>14}: {result.rps:8.0f} req/s", flush=True)
     first = servers[0].name
     print(
@@ -118,8 +134,14 @@ def main() -> None:
             for thread, seconds in threads
             if seconds / requests[name] * 1e6 >= 1
         )
+        per_1000 = ", ".join(
+            f"{thread} {count / requests[name] * 1000:.0f}"
+            for thread, count in sorted(switches[name].items(), key=lambda kv: -kv[1])
+            if count / requests[name] * 1000 >= 1
+        )
         print(f"  {name:>14}: {statistics.median(values):8.0f} req/s  cost "
               f"{statistics.median(costs):5.2f}  CPU us/request: {per_request}")  # fmt: skip
+        print(f"  {'':>14}  context switches per 1,000 requests: {per_1000}")
 
 
 if __name__ == "__main__":
