@@ -328,6 +328,30 @@ def test_a_running_profile_is_the_merge_of_its_batches_profiles(reference, data,
         assert running.profile().model_dump_json() == expected.model_dump_json()
 
 
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), k=st.integers(1, 6))
+def test_columns_that_are_rows_of_one_array_are_profiled_without_a_copy(data, k):
+    # The prediction server hands a batch over as the columns of one transposed array
+    # (rows of it): profiling takes them as they are, with the profile copies would give.
+    records = data.draw(st.lists(st.lists(numbers, min_size=k, max_size=k), max_size=30))
+    joined = np.array(records, dtype=np.float64).reshape(-1, k)
+    shared = np.ascontiguousarray(joined.T).T
+    names = [f"c{i}" for i in range(k)]
+    as_rows = {name: shared[:, i] for i, name in enumerate(names)}
+    copies = {name: joined[:, i].copy() for i, name in enumerate(names)}
+    if len(joined) > 1:
+        (_, values, _), *_ = _column_stats.ArrayColumns(as_rows).numbers(names)
+        assert np.shares_memory(values, shared)
+    ref = DatasetProfile.from_frame(pd.DataFrame(copies), bins=4)
+    for against in (None, ref):
+        profiles = []
+        for columns in (as_rows, copies):
+            running = _profiles.RunningProfile()
+            running.add(columns, against)
+            profiles.append(running.profile().model_dump_json())
+        assert profiles[0] == profiles[1]
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     values=st.lists(st.one_of(st.integers(-3, 3), st.integers(2**62, 2**63 - 1))),

@@ -73,6 +73,8 @@ def run(home: Path, body: bytes, args: argparse.Namespace) -> None:
     plain.load()
     logger = logged.logger
     assert logger is not None
+    defaults = ServeOptions("cancer")
+    batch, due = defaults.log_batch_size, defaults.log_max_bytes // 4  # as PredictionLogger
     timers = _time_sinks(logger.sinks)
     on, off, flush, rows_per_s = [], [], [], []
     shares: dict[str, list[float]] = defaultdict(list)
@@ -82,7 +84,7 @@ def run(home: Path, body: bytes, args: argparse.Namespace) -> None:
         on.append(_requests(logged, body, args.requests))
         for spent in timers.values():
             spent.clear()
-        logger.batch_size, logger._due_bytes = 2_000, 2 * 1024 * 1024  # ServeOptions' batches
+        logger.batch_size, logger._due_bytes = batch, due  # the server's batches
         began = time.thread_time()
         if profiler is not None:
             profiler.enable()

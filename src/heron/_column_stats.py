@@ -69,12 +69,52 @@ class ArrayColumns:
         return pd.Series(self.columns[name], name=name, copy=False)
 
     def numbers(self, names: list[str]) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-        """As ``FrameColumns.numbers``: the values cast to float64 as pandas casts them."""
+        """As ``FrameColumns.numbers``: the values cast to float64 as pandas casts them.
+        Columns that are rows of one array (how the prediction server hands its batches
+        over) are taken as they are: copying them one by one released the GIL each time."""
         for group in _groups(names, self.rows):
-            values = np.empty((len(group), self.rows), dtype=np.float64)
-            for i, name in enumerate(group):
-                values[i] = self.columns[name]
+            values = _rows_of_one_array([self.columns[name] for name in group])
+            if values is None:
+                values = np.empty((len(group), self.rows), dtype=np.float64)
+                for i, name in enumerate(group):
+                    values[i] = self.columns[name]
             yield group, values, np.zeros(len(group), dtype=np.int64)
+
+
+def _rows_of_one_array(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The float64 ``arrays`` as the view of the consecutive rows of the one C-ordered
+    array they are views of (one contiguous array: itself as a row), or None when they are
+    not that."""
+    first = arrays[0]
+    if len(arrays) == 1 and first.dtype == np.float64 and first.flags.c_contiguous:
+        return first[None, :]
+    owner = first.base
+    if not (
+        isinstance(owner, np.ndarray)
+        and owner.ndim == 2
+        and owner.dtype == np.float64
+        and owner.flags.c_contiguous
+        and owner.shape[1] > 0
+    ):
+        return None
+    start = _address(first) - _address(owner)
+    if start % owner.strides[0]:
+        return None
+    rows = owner[start // owner.strides[0] :][: len(arrays)]
+    if len(rows) == len(arrays) and all(
+        a.base is owner
+        and a.dtype == np.float64
+        and a.shape == row.shape
+        and a.strides == row.strides
+        and _address(a) == _address(row)
+        for a, row in zip(arrays, rows, strict=True)
+    ):
+        return rows
+    return None
+
+
+def _address(array: np.ndarray) -> int:
+    return int(array.__array_interface__["data"][0])
 
 
 def _groups(names: list[str], rows: int) -> list[list[str]]:

@@ -66,8 +66,9 @@ def insert_rows(
     each retake makes the request thread wait its turn; a statement of many rows releases
     it once. Statements hold 1,024 rows, the rest goes in 512, 256, ... 1 rows, so a
     connection caches at most eleven distinct statements (drivers cache them by text) and
-    a batch of 2,000 takes six. 1,024 rows of the log's 11 columns stay under the bind
-    parameters a statement may hold (32,766 in SQLite since 3.32; 65,535 in PostgreSQL).
+    the prediction server's full batch of 2,048 takes two. 1,024 rows of the log's 11
+    columns stay under the bind parameters a statement may hold (32,766 in SQLite since
+    3.32; 65,535 in PostgreSQL).
     """
     mark = _PLACEHOLDER[conn.dialect.paramstyle]
     one = "(" + ", ".join([mark] * len(columns)) + ")"

@@ -196,7 +196,7 @@ class PredictionLogger:
         *,
         capacity: int = 10_000,
         max_bytes: int = 16 * 1024 * 1024,
-        batch_size: int = 2_000,
+        batch_size: int = 2_048,
         interval: float = 2.0,
         sample: float = 1.0,
         max_input_bytes: int = 256 * 1024,
