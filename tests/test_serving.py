@@ -421,9 +421,9 @@ def test_full_batches_wake_the_flusher_round_after_round() -> None:
         logger.close()
 
 
-@pytest.mark.parametrize("count", [1, 255, 1023, 1024, 1025, 2100])
+@pytest.mark.parametrize("count", [1, 255, 511, 512, 513, 2100])
 def test_log_rows_go_in_whole_in_few_statements(settings: Any, count: int) -> None:
-    # Statements of 1,024 rows and the rest in halves: every size around the boundaries
+    # Statements of 512 rows and the rest in halves: every size around the boundaries
     # goes in whole, in order, and a full statement stays under the driver's bind limit.
     from heron._predictions import LOG_COLUMNS
 

@@ -52,7 +52,7 @@ LOG_COLUMNS = (
     "outputs",
 )
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": "?"}
-_ROWS_PER_INSERT = 1024  # a power of two; see insert_rows
+_ROWS_PER_INSERT = 512  # a power of two; see insert_rows
 
 
 def insert_rows(
@@ -64,11 +64,11 @@ def insert_rows(
     Written for the prediction server's log flusher, which shares the interpreter with the
     request path: the driver's executemany releases and retakes the GIL once per row, and
     each retake makes the request thread wait its turn; a statement of many rows releases
-    it once. Statements hold 1,024 rows, the rest goes in 512, 256, ... 1 rows, so a
-    connection caches at most eleven distinct statements (drivers cache them by text) and
-    the prediction server's full batch of 2,048 takes two. 1,024 rows of the log's 11
-    columns stay under the bind parameters a statement may hold (32,766 in SQLite since
-    3.32; 65,535 in PostgreSQL).
+    it once. Statements hold 512 rows, the rest goes in 256, 128, ... 1 rows, so a
+    connection caches at most ten distinct statements (drivers cache them by text) and the
+    prediction server's full batch of 2,048 takes four. Larger statements would take fewer,
+    but SQLite keeps ~1.2 KB per row of a cached statement (1.2 MB at 1,024 rows of the
+    log's 11 columns), and the server's resident memory is a goal of its own.
     """
     mark = _PLACEHOLDER[conn.dialect.paramstyle]
     one = "(" + ", ".join([mark] * len(columns)) + ")"

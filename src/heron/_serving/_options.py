@@ -22,8 +22,8 @@ class ServeOptions:
     # flusher is the bottleneck and the queue a backlog of a second or two either way.
     log_max_bytes: int = 8 * 1024 * 1024
     # Few large batches: each batch costs a transaction per sink and a profile per column
-    # and monitor whatever its size (~10 ms of the interpreter the requests share). Twice
-    # the rows an INSERT of the raw log holds (see insert_rows): a full batch takes two.
+    # and monitor whatever its size (~10 ms of the interpreter the requests share). A
+    # multiple of the rows an INSERT of the raw log holds (see insert_rows): whole ones.
     log_batch_size: int = 2_048
     log_interval: float = 2.0
     log_sample: float = 1.0  # share of requests whose inputs are kept in the raw log
