@@ -541,6 +541,10 @@ def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as info:
         load_model(tmp_path / "m")
     assert info.value.field == "format_version"
+    (tmp_path / "m" / MANIFEST_NAME).write_text("flavor: [sklearn\n")
+    with pytest.raises(InvalidInput, match="not valid YAML") as info:
+        read_manifest(tmp_path / "m")
+    assert info.value.field == "manifest"
 
 
 class JsonLinearFlavor:
