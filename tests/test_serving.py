@@ -489,6 +489,40 @@ def test_a_frozen_heap_is_left_out_of_garbage_collections() -> None:
     assert before() is None
 
 
+def test_a_server_loads_with_the_collector_paused_and_turns_it_back_on() -> None:
+    import gc
+
+    from heron._serving._memory import collector_paused
+    from heron._serving._run import _serve_until_stopped
+
+    class FailingLoad:
+        """Loading fails half-way: what a bad model or a store gone away does."""
+
+        collecting: bool | None = None
+        closed = False
+
+        def load(self) -> None:
+            self.collecting = gc.isenabled()
+            raise RuntimeError("the model would not load")
+
+        def close(self) -> None:
+            self.closed = True
+
+    server = FailingLoad()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="would not load"):
+        _serve_until_stopped(server, None, host="127.0.0.1", port=0, sock=None)  # type: ignore[arg-type]
+    assert server.collecting is False and server.closed
+    assert gc.isenabled()
+    gc.disable()  # a collector the caller turned off stays off
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def _wait_for(url: str, predicate: Any, what: str) -> dict[str, Any]:
     """Poll /health/ready until ``predicate`` holds (a wait, not a timing assertion)."""
     deadline = time.monotonic() + 60
